@@ -1,0 +1,139 @@
+// Command relay receives Twilio Event Streams webhook-sink requests, verifies, deduplicates and routes
+// their CloudEvents, and delivers them to Kafka. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/relaykit/twilio-relay/relay/config"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+const usage = `relay: Twilio Event Streams to Kafka.
+
+Usage:
+  relay serve   [-config config.yaml]   run the relay
+  relay check   [-config config.yaml]   validate a configuration; exit 1 listing every problem
+  relay send    -url URL -token TOKEN [-file events.json | -sample NAME] [flags]
+                                        sign events like Twilio and POST them (relay send -h)
+  relay dev                             the relay with an in-memory Kafka, for a first look (not durable)
+  relay version                         print the version
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "relay:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stderr)
+	case "check":
+		return runCheck(args[1:], stdout, stderr)
+	case "send":
+		return runSend(ctx, args[1:], stdout, stderr)
+	case "dev":
+		return runDev(ctx, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "relay", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func configFlag(fs *flag.FlagSet) *string {
+	def := "config.yaml"
+	if v := os.Getenv("RELAY_CONFIG"); v != "" {
+		def = v
+	}
+	return fs.String("config", def, "configuration file (env RELAY_CONFIG)")
+}
+
+func runCheck(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *path, err)
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d endpoints, %d sinks, %d routes)\n", *path, len(cfg.Endpoints), len(cfg.Sinks), len(cfg.Routes))
+	return nil
+}
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *path, err)
+	}
+	return serve(ctx, cfg, newLogger(cfg.Log, stderr), nil)
+}
+
+// serve runs the relay until ctx ends, then shuts it down within the configured timeout. ready, when
+// set, is called with the relay once it listens.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(*Relay)) error {
+	r, err := NewRelay(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := r.Open(); err != nil {
+		return err
+	}
+	if ready != nil {
+		ready(r)
+	}
+	var served error
+	select {
+	case <-ctx.Done():
+	case served = <-r.Served():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Limits.ShutdownTimeout))
+	defer cancel()
+	return errors.Join(served, r.Close(sctx))
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/admin"
+	"github.com/relaykit/twilio-relay/relay/config"
+	"github.com/relaykit/twilio-relay/relay/dedupe"
+	"github.com/relaykit/twilio-relay/relay/kafka"
+	"github.com/relaykit/twilio-relay/relay/prometheus"
+	"github.com/relaykit/twilio-relay/relay/receiver"
+	"github.com/relaykit/twilio-relay/relay/twilio"
+)
+
+// Relay is the running program: every component, built from a configuration and wired together. Open
+// starts it; Close stops it in order.
+type Relay struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	sinks   map[string]relay.Sink
+	dedupe  *dedupe.Cache
+	server  *receiver.Server
+	admin   *admin.Handler
+	adminHS *http.Server
+
+	// Addr and AdminAddr are the bound addresses once Open has returned.
+	Addr, AdminAddr string
+	served          chan error
+}
+
+// NewRelay builds every component from cfg. Nothing listens yet.
+func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
+	r := &Relay{cfg: cfg, log: log, sinks: map[string]relay.Sink{}}
+	metrics := prometheus.New()
+	pingers := map[string]relay.Pinger{}
+	var kafkaSinks []*kafka.Sink
+	for _, sc := range cfg.Sinks {
+		switch {
+		case sc.Kafka != nil:
+			s, err := kafka.New(sc.Name, *sc.Kafka, log)
+			if err != nil {
+				return nil, err
+			}
+			r.sinks[sc.Name], pingers[sc.Name] = s, s
+			kafkaSinks = append(kafkaSinks, s)
+		}
+	}
+	metrics.Registry.MustRegister(kafka.NewCollector(kafkaSinks...))
+	dd, err := dedupe.New(dedupe.Config{Window: time.Duration(cfg.Dedupe.Window), MaxIDs: cfg.Dedupe.MaxIDs})
+	if err != nil {
+		return nil, err
+	}
+	r.dedupe = dd
+	pipeline, err := relay.NewPipeline(relay.PipelineConfig{
+		Router:     &cfg.Router,
+		Sinks:      r.sinks,
+		DeadLetter: relay.DeadLetterTarget{Sink: cfg.DeadLetter.Sink, Topic: cfg.DeadLetter.Topic},
+		NoRoute:    cfg.NoRoutePolicy(),
+		Dedupe:     dd,
+		Backoff:    cfg.Backoff(),
+		Observer:   metrics,
+		Logger:     log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	endpoints := make([]receiver.Endpoint, 0, len(cfg.Endpoints))
+	for _, ec := range cfg.Endpoints {
+		ep, err := endpoint(ec)
+		if err != nil {
+			return nil, err
+		}
+		endpoints = append(endpoints, ep)
+	}
+	r.server = receiver.New(receiver.Config{
+		Endpoints:   endpoints,
+		Deadline:    time.Duration(cfg.Limits.RequestDeadline),
+		MaxInFlight: cfg.Limits.MaxInFlight,
+		ReadTimeout: time.Duration(cfg.Limits.ReadTimeout),
+		IdleTimeout: time.Duration(cfg.Limits.IdleTimeout),
+	}, pipeline, metrics, log)
+	r.admin = admin.New(admin.Config{Pingers: pingers, Registry: metrics.Registry, Pprof: cfg.Admin.Pprof})
+	return r, nil
+}
+
+// endpoint turns an endpoint's configuration into the receiver's form.
+func endpoint(ec config.Endpoint) (receiver.Endpoint, error) {
+	allowed, err := config.ParsePrefixes(ec.AllowedCIDRs)
+	if err != nil {
+		return receiver.Endpoint{}, err
+	}
+	proxies, err := config.ParsePrefixes(ec.TrustedProxies)
+	if err != nil {
+		return receiver.Endpoint{}, err
+	}
+	ep := receiver.Endpoint{
+		Name:           ec.Name,
+		Path:           ec.Path,
+		SignedURLs:     []string{ec.PublicURL},
+		Verifier:       twilio.NewVerifier(config.SplitList(ec.AuthTokens)),
+		AllowedCIDRs:   allowed,
+		ClientIPHeader: ec.ClientIPHeader,
+		TrustedProxies: proxies,
+		MaxBody:        int(ec.MaxBody),
+		Decode:         twilio.DecodeOptions{KeepDataString: ec.Data == "keep"},
+		RejectStatus:   ec.RejectStatus,
+	}
+	if b := ec.BasicAuth; b != nil {
+		ep.BasicAuth = &receiver.BasicAuth{User: b.Username, Password: b.Password}
+		u, err := url.Parse(ec.PublicURL)
+		if err != nil {
+			return receiver.Endpoint{}, err
+		}
+		u.User = url.UserPassword(b.Username, b.Password)
+		ep.SignedURLs = append(ep.SignedURLs, u.String())
+	}
+	return ep, nil
+}
+
+// Open binds both listeners and starts serving.
+func (r *Relay) Open() error {
+	ln, err := net.Listen("tcp", r.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	aln, err := net.Listen("tcp", r.cfg.Admin.Listen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin listen: %w", err)
+	}
+	r.Addr, r.AdminAddr = ln.Addr().String(), aln.Addr().String()
+	r.adminHS = &http.Server{Handler: r.admin, ReadHeaderTimeout: 5 * time.Second}
+	r.served = make(chan error, 2)
+	go func() { r.served <- r.server.Serve(ln) }()
+	go func() {
+		if err := r.adminHS.Serve(aln); !errors.Is(err, http.ErrServerClosed) {
+			r.served <- err
+		}
+	}()
+	r.log.Info("relay listening", slog.String("addr", r.Addr), slog.String("admin", r.AdminAddr),
+		slog.Int("endpoints", len(r.cfg.Endpoints)), slog.Int("sinks", len(r.sinks)))
+	return nil
+}
+
+// Served reports a listener that stopped on its own.
+func (r *Relay) Served() <-chan error { return r.served }
+
+// Close shuts down in order: fail readiness, stop taking requests and finish those in flight, flush and
+// close the sinks, then stop the admin listener. ctx bounds the whole.
+func (r *Relay) Close(ctx context.Context) error {
+	var errs []error
+	r.admin.Drain()
+	if err := r.server.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("receiver: %w", err))
+	}
+	for name, s := range r.sinks {
+		if err := s.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("sink %s: %w", name, err))
+		}
+	}
+	r.dedupe.Close()
+	if r.adminHS != nil {
+		if err := r.adminHS.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("admin: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,108 @@
+// Package admin provides the relay's admin listener: /healthz (the process is alive), /readyz (it can
+// deliver: every sink answers, and it is not shutting down), /metrics, and /debug/pprof when enabled.
+// It is kept off the webhook listener so that probes and scrapes never compete with Twilio's requests
+// and are never exposed where Twilio reaches.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/relaykit/twilio-relay/relay"
+)
+
+// Config configures the handler.
+type Config struct {
+	// Pingers are checked by /readyz, by name.
+	Pingers map[string]relay.Pinger
+	// Registry is served on /metrics.
+	Registry *prometheus.Registry
+	Pprof    bool
+	// CheckEvery is how long a readiness verdict is reused; probes then cost the sinks nothing extra.
+	CheckEvery time.Duration
+}
+
+// Handler serves the admin endpoints.
+type Handler struct {
+	mux      *http.ServeMux
+	cfg      Config
+	draining atomic.Bool
+
+	mu       sync.Mutex
+	checked  time.Time
+	failures map[string]string
+}
+
+// New returns the admin handler.
+func New(cfg Config) *Handler {
+	if cfg.CheckEvery == 0 {
+		cfg.CheckEvery = time.Second
+	}
+	h := &Handler{mux: http.NewServeMux(), cfg: cfg}
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	h.mux.HandleFunc("GET /readyz", h.ready)
+	if cfg.Registry != nil {
+		h.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
+	}
+	if cfg.Pprof {
+		h.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		h.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		h.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		h.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		h.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Drain makes /readyz fail from now on, so that load balancers stop sending before the listener closes.
+func (h *Handler) Drain() { h.draining.Store(true) }
+
+func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
+	if h.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "draining"})
+		return
+	}
+	failures := h.check(r.Context())
+	if len(failures) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "sinks": failures})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// check pings every sink, or reuses the last verdict when it is recent.
+func (h *Handler) check(ctx context.Context) map[string]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.checked.IsZero() && time.Since(h.checked) < h.cfg.CheckEvery {
+		return h.failures
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	failures := map[string]string{}
+	for name, p := range h.cfg.Pingers {
+		if err := p.Ping(ctx); err != nil {
+			failures[name] = err.Error()
+		}
+	}
+	h.checked, h.failures = time.Now(), failures
+	return failures
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

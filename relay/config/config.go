@@ -1,0 +1,273 @@
+// Package config reads the relay's YAML configuration: strictly (an unknown key is an error), with
+// ${ENV} expansion in values, defaults set in one place, and every problem reported at once with its
+// path. Loading has no side effects: it reads no file other than the configuration and opens nothing.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/kafka"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Listen is the address of the webhook listener.
+	Listen string `yaml:"listen"`
+	Admin  Admin  `yaml:"admin"`
+	Log    Log    `yaml:"log"`
+	Limits Limits `yaml:"limits"`
+	Retry  Retry  `yaml:"retry"`
+	Dedupe Dedupe `yaml:"dedupe"`
+
+	Endpoints []Endpoint `yaml:"endpoints"`
+	Sinks     []Sink     `yaml:"sinks"`
+	Routes    []Route    `yaml:"routes"`
+	// NoRoute is what happens to an event no route matches: "dead_letter" (default) or "drop".
+	NoRoute    string     `yaml:"no_route"`
+	DeadLetter DeadLetter `yaml:"dead_letter"`
+
+	// Compiled forms, filled by Parse once everything is valid.
+	Router relay.Router `yaml:"-"`
+}
+
+// Admin configures the admin listener: /healthz, /readyz, /metrics and, when enabled, /debug/pprof.
+type Admin struct {
+	Listen string `yaml:"listen"`
+	Pprof  bool   `yaml:"pprof"`
+}
+
+// Log configures the structured log.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // json (default) or text
+}
+
+// Limits bound the work the relay accepts.
+type Limits struct {
+	RequestDeadline relay.Duration `yaml:"request_deadline"`
+	MaxInFlight     int            `yaml:"max_in_flight"`
+	ReadTimeout     relay.Duration `yaml:"read_timeout"`
+	IdleTimeout     relay.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout relay.Duration `yaml:"shutdown_timeout"`
+}
+
+// Retry is the backoff between attempts to write to a sink, inside the request deadline.
+type Retry struct {
+	Initial    relay.Duration `yaml:"initial"`
+	Max        relay.Duration `yaml:"max"`
+	Multiplier float64        `yaml:"multiplier"`
+}
+
+// Dedupe sizes the memory of delivered event ids.
+type Dedupe struct {
+	Window relay.Duration `yaml:"window"`
+	MaxIDs int64          `yaml:"max_ids"`
+}
+
+// Endpoint is one path Twilio posts to.
+type Endpoint struct {
+	Name      string `yaml:"name"`
+	Path      string `yaml:"path"`
+	PublicURL string `yaml:"public_url"`
+	// AuthTokens is the keyring; an entry may hold several tokens, comma-separated.
+	AuthTokens     []string       `yaml:"auth_tokens"`
+	BasicAuth      *BasicAuth     `yaml:"basic_auth"`
+	AllowedCIDRs   []string       `yaml:"allowed_cidrs"`
+	ClientIPHeader string         `yaml:"client_ip_header"`
+	TrustedProxies []string       `yaml:"trusted_proxies"`
+	MaxBody        relay.ByteSize `yaml:"max_body"`
+	// Data is "normalize" (default: data that arrives as a JSON-encoded string becomes JSON) or "keep".
+	Data         string `yaml:"data"`
+	RejectStatus int    `yaml:"reject_status"`
+}
+
+// BasicAuth holds the credentials Twilio sends when the sink URL carries user:pass@.
+type BasicAuth struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// Sink is one named destination; exactly one kind is set.
+type Sink struct {
+	Name  string        `yaml:"name"`
+	Kafka *kafka.Config `yaml:"kafka"`
+}
+
+// Route is one routing rule.
+type Route struct {
+	Name     string   `yaml:"name"`
+	Match    Match    `yaml:"match"`
+	To       []Target `yaml:"to"`
+	Continue bool     `yaml:"continue"`
+}
+
+// Match selects events; see relay.Match.
+type Match struct {
+	Types          []string    `yaml:"types"`
+	Sources        []string    `yaml:"sources"`
+	DataSchemas    []string    `yaml:"dataschemas"`
+	Endpoints      []string    `yaml:"endpoints"`
+	SchemaVersions []int       `yaml:"schema_versions"`
+	When           []Condition `yaml:"when"`
+}
+
+// Condition tests one field; set exactly one of equals, in, glob, exists.
+type Condition struct {
+	Field  string   `yaml:"field"`
+	Equals *string  `yaml:"equals"`
+	In     []string `yaml:"in"`
+	Glob   string   `yaml:"glob"`
+	Exists *bool    `yaml:"exists"`
+}
+
+// Target is a destination of a route.
+type Target struct {
+	Sink  string `yaml:"sink"`
+	Topic string `yaml:"topic"`
+	Key   string `yaml:"key"`
+}
+
+// DeadLetter is where events that can never be delivered go.
+type DeadLetter struct {
+	Sink  string `yaml:"sink"`
+	Topic string `yaml:"topic"`
+}
+
+// Errors is every problem found in a configuration.
+type Errors []error
+
+func (es Errors) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d problem(s) in the configuration:", len(es))
+	for _, e := range es {
+		b.WriteString("\n  - ")
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+// Load reads and parses the file at path with the process environment.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, os.LookupEnv)
+}
+
+// Parse parses a configuration, expanding ${ENV} with env. On failure the error is an Errors.
+func Parse(data []byte, env func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, Errors{fmt.Errorf("not valid YAML: %w", err)}
+	}
+	if root.Kind == 0 {
+		return nil, Errors{errors.New("the file is empty")}
+	}
+	var errs []error
+	checkKnown(&root, reflect.TypeFor[Config](), "", &errs)
+	expandEnv(&root, "", env, &errs)
+	var c Config
+	if err := root.Decode(&c); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, e := range te.Errors {
+				errs = append(errs, errors.New(e))
+			}
+		} else {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, Errors(errs)
+	}
+	c.setDefaults()
+	if errs := c.validate(); len(errs) > 0 {
+		return nil, Errors(errs)
+	}
+	return &c, nil
+}
+
+// setDefaults fills in every default; this is the one place they live.
+func (c *Config) setDefaults() {
+	str := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	dur := func(d *relay.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = relay.Duration(v)
+		}
+	}
+	str(&c.Listen, ":8080")
+	str(&c.Admin.Listen, ":9090")
+	str(&c.Log.Level, "info")
+	str(&c.Log.Format, "json")
+	dur(&c.Limits.RequestDeadline, 4*time.Second)
+	dur(&c.Limits.ReadTimeout, 10*time.Second)
+	dur(&c.Limits.IdleTimeout, 60*time.Second)
+	dur(&c.Limits.ShutdownTimeout, 20*time.Second)
+	if c.Limits.MaxInFlight == 0 {
+		c.Limits.MaxInFlight = 4096
+	}
+	dur(&c.Retry.Initial, time.Duration(relay.DefaultBackoff.Initial))
+	dur(&c.Retry.Max, time.Duration(relay.DefaultBackoff.Max))
+	if c.Retry.Multiplier == 0 {
+		c.Retry.Multiplier = relay.DefaultBackoff.Multiplier
+	}
+	dur(&c.Dedupe.Window, 4*time.Hour)
+	if c.Dedupe.MaxIDs == 0 {
+		c.Dedupe.MaxIDs = 2_000_000
+	}
+	str(&c.NoRoute, "dead_letter")
+	for i := range c.Endpoints {
+		ep := &c.Endpoints[i]
+		str(&ep.Data, "normalize")
+		if ep.MaxBody == 0 {
+			ep.MaxBody = 1 << 20
+		}
+		if ep.RejectStatus == 0 {
+			ep.RejectStatus = 503
+		}
+	}
+	for i := range c.Sinks {
+		if k := c.Sinks[i].Kafka; k != nil {
+			*k = k.Defaults()
+		}
+	}
+}
+
+// Backoff returns the retry policy.
+func (c *Config) Backoff() relay.Backoff {
+	return relay.Backoff{Initial: time.Duration(c.Retry.Initial), Max: time.Duration(c.Retry.Max), Multiplier: c.Retry.Multiplier}
+}
+
+// NoRoutePolicy returns the policy for events no route matches.
+func (c *Config) NoRoutePolicy() relay.NoRoutePolicy {
+	if c.NoRoute == "drop" {
+		return relay.NoRouteDrop
+	}
+	return relay.NoRouteDeadLetter
+}
+
+// SplitList splits comma-separated entries of a list and drops blanks: one environment variable can
+// carry a whole list.
+func SplitList(in []string) []string {
+	var out []string
+	for _, s := range in {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}

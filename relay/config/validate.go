@@ -1,0 +1,235 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/relaykit/twilio-relay/relay"
+)
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+
+// validate checks everything and compiles the routes; it returns every problem found.
+func (c *Config) validate() []error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	hostPort := func(path, v string) {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			bad(path, "%q is not host:port (write :8080 for every interface)", v)
+		}
+	}
+	hostPort("listen", c.Listen)
+	hostPort("admin.listen", c.Admin.Listen)
+	if c.Listen == c.Admin.Listen {
+		bad("admin.listen", "must differ from listen")
+	}
+	oneOf(bad, "log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf(bad, "log.format", c.Log.Format, "json", "text")
+	oneOf(bad, "no_route", c.NoRoute, "dead_letter", "drop")
+
+	if d := time.Duration(c.Limits.RequestDeadline); d <= 0 || d >= 5*time.Second {
+		bad("limits.request_deadline", "%s must be above 0 and below Twilio's 5s timeout", d)
+	}
+	if c.Limits.MaxInFlight < 1 {
+		bad("limits.max_in_flight", "must be at least 1")
+	}
+	if c.Retry.Initial <= 0 || c.Retry.Max < c.Retry.Initial {
+		bad("retry", "initial must be above 0 and max at least initial")
+	}
+	if c.Retry.Multiplier < 1 {
+		bad("retry.multiplier", "must be at least 1")
+	}
+	if c.Dedupe.Window <= 0 {
+		bad("dedupe.window", "must be above 0")
+	}
+	if c.Dedupe.MaxIDs < 1 {
+		bad("dedupe.max_ids", "must be at least 1")
+	}
+
+	errs = append(errs, c.validateEndpoints()...)
+	sinks := map[string]bool{}
+	if len(c.Sinks) == 0 {
+		bad("sinks", "at least one sink is required")
+	}
+	for i, s := range c.Sinks {
+		p := fmt.Sprintf("sinks[%d]", i)
+		checkName(bad, p+".name", s.Name, sinks)
+		if s.Kafka == nil {
+			bad(p, "no sink kind is set (kafka)")
+			continue
+		}
+		for _, e := range s.Kafka.Validate() {
+			bad(p+".kafka", "%v", e)
+		}
+	}
+	if !sinks[c.DeadLetter.Sink] {
+		bad("dead_letter.sink", "%q names no sink", c.DeadLetter.Sink)
+	}
+	if c.DeadLetter.Topic == "" || strings.ContainsAny(c.DeadLetter.Topic, "{}") {
+		bad("dead_letter.topic", "a literal topic is required")
+	}
+	errs = append(errs, c.compileRoutes(sinks)...)
+	return errs
+}
+
+func (c *Config) validateEndpoints() []error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Endpoints) == 0 {
+		bad("endpoints", "at least one endpoint is required")
+	}
+	names, paths := map[string]bool{}, map[string]bool{}
+	for i, ep := range c.Endpoints {
+		p := fmt.Sprintf("endpoints[%d]", i)
+		checkName(bad, p+".name", ep.Name, names)
+		switch {
+		case len(ep.Path) == 0 || ep.Path[0] != '/':
+			bad(p+".path", "%q must start with /", ep.Path)
+		case paths[ep.Path]:
+			bad(p+".path", "%q is used by another endpoint", ep.Path)
+		}
+		paths[ep.Path] = true
+		if u, err := url.Parse(ep.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad(p+".public_url", "%q is not an absolute http(s) URL: set it to the sink destination Twilio calls", ep.PublicURL)
+		} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			bad(p+".public_url", "must have no query, fragment or user:pass@ (the relay verifies the query it receives; credentials go in basic_auth)")
+		}
+		if len(SplitList(ep.AuthTokens)) == 0 {
+			bad(p+".auth_tokens", "at least one auth token is required to verify X-Twilio-Signature")
+		}
+		if ep.BasicAuth != nil && (ep.BasicAuth.Username == "" || ep.BasicAuth.Password == "") {
+			bad(p+".basic_auth", "username and password are both required")
+		}
+		if _, err := ParsePrefixes(ep.AllowedCIDRs); err != nil {
+			bad(p+".allowed_cidrs", "%v", err)
+		}
+		if _, err := ParsePrefixes(ep.TrustedProxies); err != nil {
+			bad(p+".trusted_proxies", "%v", err)
+		}
+		if ep.ClientIPHeader != "" && len(SplitList(ep.TrustedProxies)) == 0 {
+			bad(p+".client_ip_header", "is believed only from trusted_proxies: list them")
+		}
+		if ep.MaxBody < 1<<10 || ep.MaxBody > 64<<20 {
+			bad(p+".max_body", "%d is outside 1KiB..64MiB", ep.MaxBody)
+		}
+		oneOf(bad, p+".data", ep.Data, "normalize", "keep")
+		if ep.RejectStatus < 400 || ep.RejectStatus > 599 {
+			bad(p+".reject_status", "%d is not a 4xx or 5xx status", ep.RejectStatus)
+		}
+	}
+	return errs
+}
+
+// compileRoutes checks the routes and builds c.Router.
+func (c *Config) compileRoutes(sinks map[string]bool) []error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	names := map[string]bool{}
+	c.Router = relay.Router{}
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		checkName(bad, p+".name", r.Name, names)
+		rt := relay.Route{Name: r.Name, Continue: r.Continue, Match: relay.Match{
+			Types: globs(r.Match.Types), Sources: globs(r.Match.Sources), DataSchemas: globs(r.Match.DataSchemas),
+			Endpoints: globs(r.Match.Endpoints), SchemaVersions: r.Match.SchemaVersions,
+		}}
+		for j, w := range r.Match.When {
+			wp := fmt.Sprintf("%s.match.when[%d]", p, j)
+			if _, err := relay.ParseTemplate("{" + w.Field + "}"); err != nil || w.Field == "" {
+				bad(wp+".field", "%q is not a field name such as data.status or subject", w.Field)
+			}
+			set := 0
+			for _, ok := range []bool{w.Equals != nil, len(w.In) > 0, w.Glob != "", w.Exists != nil} {
+				if ok {
+					set++
+				}
+			}
+			if set != 1 {
+				bad(wp, "set exactly one of equals, in, glob, exists")
+			}
+			cond := relay.Condition{Field: w.Field, In: w.In, Glob: relay.Glob(w.Glob), Exists: w.Exists}
+			if w.Equals != nil {
+				cond.Equals = *w.Equals
+			}
+			rt.Match.Conditions = append(rt.Match.Conditions, cond)
+		}
+		if len(r.To) == 0 {
+			bad(p+".to", "at least one target is required")
+		}
+		for j, t := range r.To {
+			tp := fmt.Sprintf("%s.to[%d]", p, j)
+			if !sinks[t.Sink] {
+				bad(tp+".sink", "%q names no sink", t.Sink)
+			}
+			topic, err := relay.ParseTemplate(t.Topic)
+			if err != nil || t.Topic == "" {
+				bad(tp+".topic", "a topic template is required (%v)", err)
+			}
+			var key relay.Template
+			if t.Key != "" {
+				if key, err = relay.ParseTemplate(t.Key); err != nil {
+					bad(tp+".key", "%v", err)
+				}
+			}
+			rt.Targets = append(rt.Targets, relay.Target{Sink: t.Sink, Topic: topic, Key: key})
+		}
+		c.Router.Routes = append(c.Router.Routes, rt)
+	}
+	return errs
+}
+
+// ParsePrefixes parses CIDR prefixes (a bare address is a one-address prefix); entries may be
+// comma-separated.
+func ParsePrefixes(in []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range SplitList(in) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not a CIDR prefix or an address", s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func globs(in []string) []relay.Glob {
+	out := make([]relay.Glob, len(in))
+	for i, s := range in {
+		out[i] = relay.Glob(s)
+	}
+	return out
+}
+
+func checkName(bad func(string, string, ...any), path, name string, seen map[string]bool) {
+	switch {
+	case !nameRE.MatchString(name):
+		bad(path, "%q must be 1-63 letters, digits, '_', '-' or '.'", name)
+	case seen[name]:
+		bad(path, "%q is used twice", name)
+	}
+	seen[name] = true
+}
+
+func oneOf(bad func(string, string, ...any), path, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	bad(path, "%q is not one of %v", v, allowed)
+}

@@ -1,0 +1,148 @@
+package config
+
+import (
+	"encoding"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// expandEnv replaces ${NAME} and ${NAME:-default} in every scalar value (not in keys) with the environment's
+// value; $$ stands for a literal $. An unset variable without a default is an error naming the path.
+// A plain scalar that was expanded is re-resolved, so "${PORT}" can fill a number.
+func expandEnv(n *yaml.Node, path string, env func(string) (string, bool), errs *[]error) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			expandEnv(c, path, env, errs)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			expandEnv(n.Content[i+1], join(path, n.Content[i].Value), env, errs)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			expandEnv(c, fmt.Sprintf("%s[%d]", path, i), env, errs)
+		}
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "$") {
+			return
+		}
+		v, err := expand(n.Value, env)
+		if err != nil {
+			*errs = append(*errs, fmt.Errorf("%s (line %d): %v", path, n.Line, err))
+			return
+		}
+		n.Value = v
+		if n.Style == 0 { // plain: let YAML resolve the expanded text (numbers, booleans)
+			n.Tag = ""
+		}
+	}
+}
+
+func expand(s string, env func(string) (string, bool)) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '{':
+			end := strings.IndexByte(s[i:], '}')
+			if end < 0 {
+				return "", fmt.Errorf("unclosed ${ in %q", s)
+			}
+			name, def, hasDef := strings.Cut(s[i+2:i+end], ":-")
+			v, ok := env(name)
+			switch {
+			case ok && (v != "" || !hasDef):
+				b.WriteString(v)
+			case hasDef:
+				b.WriteString(def)
+			default:
+				return "", fmt.Errorf("environment variable %s is not set (write ${%s:-default} for a default)", name, name)
+			}
+			i += end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String(), nil
+}
+
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// checkKnown reports every mapping key that names no field of the Go type t it will be decoded into,
+// with its path, its line and the fields that exist: strict decoding that reports all mistakes at once.
+func checkKnown(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			checkKnown(c, t, path, errs)
+		}
+		return
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshaler) {
+		return
+	}
+	switch {
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			f, ok := fields[k.Value]
+			if !ok {
+				names := make([]string, 0, len(fields))
+				for name := range fields {
+					names = append(names, name)
+				}
+				slices.Sort(names)
+				*errs = append(*errs, fmt.Errorf("%s (line %d): unknown field; known fields here: %s",
+					join(path, k.Value), k.Line, strings.Join(names, ", ")))
+				continue
+			}
+			checkKnown(n.Content[i+1], f.Type, join(path, k.Value), errs)
+		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			checkKnown(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), errs)
+		}
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+		for i, c := range n.Content {
+			checkKnown(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+		}
+	}
+}
+
+// yamlFields maps the YAML names of t's fields to the fields.
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	out := make(map[string]reflect.StructField, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = f
+	}
+	return out
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}

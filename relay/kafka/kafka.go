@@ -1,0 +1,215 @@
+// Package kafka provides the relay's Kafka sink, built on segmentio/kafka-go: CloudEvents Kafka protocol
+// binding (binary or structured), acks=all by default, keys from the routes hashed with Kafka's own
+// murmur2 partitioner, TLS and SASL.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/relaykit/twilio-relay/relay"
+	kafkago "github.com/segmentio/kafka-go"
+)
+
+// Sink writes relay messages to Kafka. It is safe for concurrent use.
+type Sink struct {
+	name       string
+	w          *kafkago.Writer
+	client     *kafkago.Client
+	brokers    []string
+	structured bool
+	maxBytes   int64
+}
+
+var (
+	_ relay.Sink   = (*Sink)(nil)
+	_ relay.Pinger = (*Sink)(nil)
+)
+
+// New returns a sink for cfg (after Defaults and Validate). It reads TLS files but does not connect:
+// the first write or Ping does.
+func New(name string, cfg Config, logger *slog.Logger) (*Sink, error) {
+	cfg = cfg.Defaults()
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("kafka sink %s: %w", name, errors.Join(errs...))
+	}
+	acks, _ := parseAcks(cfg.Acks)
+	codec, _ := parseCompression(cfg.Compression)
+	tlsCfg, err := cfg.TLS.tlsConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink %s: %w", name, err)
+	}
+	mech, err := cfg.SASL.mechanism()
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink %s: %w", name, err)
+	}
+	transport := &kafkago.Transport{
+		DialTimeout: time.Duration(cfg.DialTimeout),
+		ClientID:    cfg.ClientID,
+		TLS:         tlsCfg,
+		SASL:        mech,
+		MetadataTTL: 10 * time.Second,
+	}
+	brokers := cfg.BrokerList()
+	log := logger.With(slog.String("sink", name))
+	w := &kafkago.Writer{
+		Addr: kafkago.TCP(brokers...),
+		// Kafka's default partitioner: the same key lands on the same partition as with Java clients.
+		Balancer:     &kafkago.Murmur2Balancer{},
+		RequiredAcks: acks,
+		Compression:  codec,
+		BatchTimeout: time.Duration(cfg.BatchTimeout),
+		BatchSize:    cfg.BatchSize,
+		BatchBytes:   int64(cfg.MaxMessageBytes),
+		WriteTimeout: time.Duration(cfg.WriteTimeout),
+		ReadTimeout:  time.Duration(cfg.WriteTimeout),
+		// One attempt per call: the pipeline retries with its own backoff inside the request deadline,
+		// so a batch the caller gave up on is not retried behind its back for long.
+		MaxAttempts:            1,
+		AllowAutoTopicCreation: cfg.AllowAutoTopicCreation,
+		Transport:              transport,
+		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
+			log.Warn("kafka writer: " + fmt.Sprintf(msg, args...))
+		}),
+	}
+	return &Sink{
+		name:       name,
+		w:          w,
+		client:     &kafkago.Client{Addr: w.Addr, Transport: transport, Timeout: time.Duration(cfg.DialTimeout)},
+		brokers:    brokers,
+		structured: cfg.Mode == "structured",
+		maxBytes:   int64(cfg.MaxMessageBytes),
+	}, nil
+}
+
+// topicName is what Kafka accepts as a topic name.
+var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
+// Write writes msgs and waits for the acknowledgements. Messages to different topics are written
+// concurrently and fail independently, so that a missing topic holds up only its own messages. A message
+// that can never be written (invalid topic name, over max_message_bytes, refused by the broker as too
+// large or invalid) fails with a permanent error.
+func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
+	errs := make(relay.WriteErrors, len(msgs))
+	byTopic := make(map[string][]int, 1)
+	kms := make([]kafkago.Message, len(msgs))
+	for i, m := range msgs {
+		if !topicName.MatchString(m.Topic) || m.Topic == "." || m.Topic == ".." {
+			errs[i] = relay.Permanent(fmt.Errorf("invalid Kafka topic name %q", m.Topic))
+			continue
+		}
+		km, err := encode(m, s.structured)
+		if err != nil {
+			errs[i] = relay.Permanent(fmt.Errorf("encode: %w", err))
+			continue
+		}
+		if n := size(&km); n > s.maxBytes {
+			errs[i] = relay.Permanent(fmt.Errorf("message of about %d bytes is over max_message_bytes %d", n, s.maxBytes))
+			continue
+		}
+		kms[i] = km
+		byTopic[m.Topic] = append(byTopic[m.Topic], i)
+	}
+	if len(byTopic) == 1 {
+		for _, idx := range byTopic {
+			s.writeTopic(ctx, kms, idx, errs)
+		}
+	} else {
+		var wg sync.WaitGroup
+		for _, idx := range byTopic {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.writeTopic(ctx, kms, idx, errs) // each goroutine writes only its own indexes
+			}()
+		}
+		wg.Wait()
+	}
+	if errs.Count() == 0 {
+		return nil
+	}
+	return errs
+}
+
+// writeTopic writes the messages at idx (all to one topic) and records each one's outcome in errs.
+func (s *Sink) writeTopic(ctx context.Context, kms []kafkago.Message, idx []int, errs relay.WriteErrors) {
+	batch := make([]kafkago.Message, len(idx))
+	for j, i := range idx {
+		batch[j] = kms[i]
+	}
+	err := s.w.WriteMessages(ctx, batch...)
+	if err == nil {
+		return
+	}
+	var we kafkago.WriteErrors
+	var tooLarge kafkago.MessageTooLargeError
+	for j, i := range idx {
+		e := err
+		switch {
+		case errors.As(err, &we) && len(we) == len(batch):
+			e = we[j]
+		case errors.As(err, &tooLarge):
+			e = fmt.Errorf("not written: another message in the call was too large")
+			if sameMessage(&tooLarge.Message, &batch[j]) {
+				e = relay.Permanent(tooLarge)
+			}
+		}
+		errs[i] = classify(s.name, kms[i].Topic, e)
+	}
+}
+
+func sameMessage(a, b *kafkago.Message) bool {
+	return len(a.Value) == len(b.Value) && (len(a.Value) == 0 || &a.Value[0] == &b.Value[0])
+}
+
+// classify wraps err with the operation and marks the errors no retry can mend as permanent.
+func classify(sink, topic string, err error) error {
+	if err == nil {
+		return nil
+	}
+	wrapped := fmt.Errorf("kafka %s: write %s: %w", sink, topic, err)
+	var kerr kafkago.Error
+	if errors.As(err, &kerr) {
+		switch kerr {
+		case kafkago.MessageSizeTooLarge, kafkago.InvalidTopic, kafkago.InvalidRecord:
+			return relay.Permanent(wrapped)
+		}
+	}
+	if relay.IsPermanent(err) {
+		return relay.Permanent(wrapped)
+	}
+	return wrapped
+}
+
+// Ping asks a broker for its API versions: a cheap proof that the cluster answers.
+func (s *Sink) Ping(ctx context.Context) error {
+	var last error
+	for _, b := range s.brokers {
+		_, err := s.client.ApiVersions(ctx, &kafkago.ApiVersionsRequest{Addr: kafkago.TCP(b)})
+		if err == nil {
+			return nil
+		}
+		last = err
+	}
+	return fmt.Errorf("kafka %s: no broker answered: %w", s.name, last)
+}
+
+// Stats returns the writer's statistics since the last call.
+func (s *Sink) Stats() kafkago.WriterStats { return s.w.Stats() }
+
+// Close flushes pending writes and closes the writer. ctx bounds the wait.
+func (s *Sink) Close(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.w.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("kafka %s: close: %w", s.name, ctx.Err())
+	}
+}

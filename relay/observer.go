@@ -1,0 +1,28 @@
+package relay
+
+import "time"
+
+// Observer is told what the pipeline does, for metrics. Reasons are short fixed strings (metric labels);
+// implementations must be safe for concurrent use and fast.
+type Observer interface {
+	EventReceived(endpoint, eventType string)
+	EventDuplicate(endpoint, eventType string)
+	EventDelivered(endpoint, eventType, sink string)
+	EventDeadLettered(endpoint, eventType, reason string)
+	EventDropped(endpoint, eventType, reason string)
+	SinkWrite(sink string, messages int, took time.Duration, err error)
+	DedupeRememberRefused()
+}
+
+// NopObserver observes nothing.
+type NopObserver struct{}
+
+func (NopObserver) EventReceived(string, string)                {}
+func (NopObserver) EventDuplicate(string, string)               {}
+func (NopObserver) EventDelivered(string, string, string)       {}
+func (NopObserver) EventDeadLettered(string, string, string)    {}
+func (NopObserver) EventDropped(string, string, string)         {}
+func (NopObserver) SinkWrite(string, int, time.Duration, error) {}
+func (NopObserver) DedupeRememberRefused()                      {}
+
+var _ Observer = NopObserver{}

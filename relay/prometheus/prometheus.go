@@ -1,0 +1,92 @@
+// Package prometheus provides the relay's metrics: a relay.Observer and a receiver.Observer that count
+// into Prometheus collectors on a registry of their own.
+package prometheus
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/receiver"
+)
+
+// Metrics holds the relay's collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	received      *prometheus.CounterVec
+	duplicates    *prometheus.CounterVec
+	delivered     *prometheus.CounterVec
+	deadLettered  *prometheus.CounterVec
+	dropped       *prometheus.CounterVec
+	rejected      *prometheus.CounterVec
+	requests      *prometheus.HistogramVec
+	sinkWrites    *prometheus.HistogramVec
+	dedupeRefused prometheus.Counter
+}
+
+var (
+	_ relay.Observer    = (*Metrics)(nil)
+	_ receiver.Observer = (*Metrics)(nil)
+)
+
+// New returns metrics registered on a new registry, with the Go and process collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "relay", Name: name, Help: help}, labels)
+		r.MustRegister(c)
+		return c
+	}
+	latency := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 4, 5}
+	m := &Metrics{
+		Registry:     r,
+		received:     counter("events_received_total", "Events decoded from verified requests.", "endpoint", "type"),
+		duplicates:   counter("events_duplicate_total", "Events answered as duplicates and not delivered again.", "endpoint", "type"),
+		delivered:    counter("events_delivered_total", "Events acknowledged by a sink.", "endpoint", "type", "sink"),
+		deadLettered: counter("events_dead_lettered_total", "Events or bodies sent to the dead-letter destination.", "endpoint", "type", "reason"),
+		dropped:      counter("events_dropped_total", "Events dropped by policy (no route with no_route: drop).", "endpoint", "type", "reason"),
+		rejected:     counter("requests_rejected_total", "Requests refused before decoding: signature, credentials, source, size.", "endpoint", "reason"),
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "relay", Name: "request_duration_seconds",
+			Help: "Time from a request's arrival to its answer, by status.", Buckets: latency}, []string{"endpoint", "status"}),
+		sinkWrites: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "relay", Name: "sink_write_duration_seconds",
+			Help: "Duration of one write attempt to a sink, by result.", Buckets: latency}, []string{"sink", "result"}),
+		dedupeRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "relay", Name: "dedupe_remember_refused_total",
+			Help: "Delivered events the dedupe cache dropped instead of remembering (a later duplicate may be delivered again)."}),
+	}
+	r.MustRegister(m.requests, m.sinkWrites, m.dedupeRefused)
+	return m
+}
+
+func (m *Metrics) EventReceived(ep, typ string)  { m.received.WithLabelValues(ep, typ).Inc() }
+func (m *Metrics) EventDuplicate(ep, typ string) { m.duplicates.WithLabelValues(ep, typ).Inc() }
+func (m *Metrics) EventDelivered(ep, typ, sink string) {
+	m.delivered.WithLabelValues(ep, typ, sink).Inc()
+}
+func (m *Metrics) EventDeadLettered(ep, typ, reason string) {
+	m.deadLettered.WithLabelValues(ep, typ, reason).Inc()
+}
+func (m *Metrics) EventDropped(ep, typ, reason string) {
+	m.dropped.WithLabelValues(ep, typ, reason).Inc()
+}
+func (m *Metrics) DedupeRememberRefused() { m.dedupeRefused.Inc() }
+
+func (m *Metrics) SinkWrite(sink string, _ int, took time.Duration, err error) {
+	result := "ok"
+	switch {
+	case relay.IsPermanent(err):
+		result = "permanent_error"
+	case err != nil:
+		result = "error"
+	}
+	m.sinkWrites.WithLabelValues(sink, result).Observe(took.Seconds())
+}
+
+func (m *Metrics) Request(ep string, status int, took time.Duration) {
+	m.requests.WithLabelValues(ep, strconv.Itoa(status)).Observe(took.Seconds())
+}
+
+func (m *Metrics) Rejected(ep, reason string) { m.rejected.WithLabelValues(ep, reason).Inc() }

@@ -1,0 +1,190 @@
+// Package receiver is the relay's HTTP edge, and the only package that imports Fiber: it accepts Twilio's
+// webhook-sink POSTs, authenticates and verifies them, hands the decoded batch to the pipeline under a
+// deadline shorter than Twilio's five-second timeout, and maps the outcome to a status code with one table.
+package receiver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/twilio"
+)
+
+// Processor delivers a batch; *relay.Pipeline is one.
+type Processor interface {
+	Process(ctx context.Context, b *relay.Batch) (relay.Outcome, error)
+}
+
+// Observer is told about every request, for metrics.
+type Observer interface {
+	Request(endpoint string, status int, took time.Duration)
+	Rejected(endpoint, reason string)
+}
+
+// Config configures the server.
+type Config struct {
+	Endpoints []Endpoint
+	// Deadline bounds the work on one request, from its arrival to the answer; it must end before
+	// Twilio's five-second timeout.
+	Deadline time.Duration
+	// MaxInFlight is how many requests may be processed at once; more are answered 429.
+	MaxInFlight int
+	ReadTimeout time.Duration
+	IdleTimeout time.Duration
+}
+
+// Server is the webhook receiver.
+type Server struct {
+	app      *fiber.App
+	cfg      Config
+	proc     Processor
+	obs      Observer
+	log      *slog.Logger
+	inflight atomic.Int64
+}
+
+const endpointKey = "relay.endpoint"
+
+// New builds the server; it listens when Serve is called.
+func New(cfg Config, proc Processor, obs Observer, log *slog.Logger) *Server {
+	s := &Server{cfg: cfg, proc: proc, obs: obs, log: log}
+	maxBody := 0
+	for _, ep := range cfg.Endpoints {
+		maxBody = max(maxBody, ep.MaxBody)
+	}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "twilio-relay",
+		BodyLimit:             maxBody,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.ReadTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.errorHandler,
+	})
+	s.app.Use(s.observe)
+	for i := range cfg.Endpoints {
+		ep := &cfg.Endpoints[i]
+		s.app.Post(ep.Path, s.handle(ep))
+	}
+	return s
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits for the requests in flight, up to ctx's deadline.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+// App returns the Fiber app, for tests (app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+// handle is the handler for one endpoint.
+func (s *Server) handle(ep *Endpoint) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		arrived := time.Now()
+		c.Locals(endpointKey, ep)
+		if n := s.inflight.Add(1); s.cfg.MaxInFlight > 0 && n > int64(s.cfg.MaxInFlight) {
+			s.inflight.Add(-1)
+			return &relay.Error{Code: relay.EOVERLOADED, Reason: "overloaded",
+				Message: "too many requests in flight; retry", RetryAfter: time.Second}
+		}
+		defer s.inflight.Add(-1)
+
+		if err := ep.authenticate(c); err != nil {
+			return err
+		}
+		raw := c.Request().Body() // as received: never decompressed
+		if len(raw) > ep.MaxBody {
+			return relay.Errorf(relay.ETOOLARGE, "body_too_large", "body of %d bytes is over the limit of %d", len(raw), ep.MaxBody)
+		}
+		if err := ep.Verifier.Verify(ep.SignedURLs, rawQuery(c), raw, c.Get(twilio.SignatureHeader)); err != nil {
+			return &relay.Error{Code: relay.EUNAUTHORIZED, Reason: twilio.Reason(err), Message: "request not verified: " + err.Error()}
+		}
+		// fasthttp reuses the body's buffer after the handler returns, and a sink may still hold the
+		// bytes (a write the deadline gave up on): the batch gets its own copy.
+		body := bytes.Clone(raw)
+		batch := twilio.Decode(ep.Name, body, arrived, ep.Decode)
+		ctx, cancel := context.WithDeadline(context.Background(), arrived.Add(s.cfg.Deadline))
+		defer cancel()
+		out, err := s.proc.Process(ctx, batch)
+		if err != nil {
+			return err
+		}
+		return c.Status(fiber.StatusOK).JSON(out)
+	}
+}
+
+// observe reports every request's final status and duration.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	if err != nil {
+		if herr := s.errorHandler(c, err); herr != nil {
+			_ = c.SendStatus(fiber.StatusInternalServerError)
+		}
+	}
+	name := "unknown"
+	if ep, ok := c.Locals(endpointKey).(*Endpoint); ok {
+		name = ep.Name
+	}
+	s.obs.Request(name, c.Response().StatusCode(), time.Since(start))
+	return nil
+}
+
+// errorHandler is the one table from errors to status codes (docs/responses.md).
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	ep, _ := c.Locals(endpointKey).(*Endpoint)
+	rejectStatus := fiber.StatusServiceUnavailable
+	name := "unknown"
+	if ep != nil {
+		rejectStatus, name = ep.RejectStatus, ep.Name
+	}
+	var ferr *fiber.Error
+	if errors.As(err, &ferr) {
+		switch ferr.Code {
+		case fiber.StatusRequestEntityTooLarge: // over every endpoint's limit: fasthttp refused to read it
+			err = relay.Errorf(relay.ETOOLARGE, "body_too_large", "body over the limit")
+		default:
+			return c.Status(ferr.Code).JSON(errorBody{Code: strconv.Itoa(ferr.Code), Message: ferr.Message})
+		}
+	}
+	var rerr *relay.Error
+	if !errors.As(err, &rerr) {
+		s.log.Error("request failed", slog.String("endpoint", name), slog.Any("error", err))
+		rerr = &relay.Error{Code: relay.EINTERNAL, Reason: "internal", Message: "internal error"}
+	}
+	status := fiber.StatusInternalServerError
+	switch rerr.Code {
+	case relay.EUNAUTHORIZED, relay.ETOOLARGE:
+		status = rejectStatus
+		s.obs.Rejected(name, rerr.Reason)
+		s.log.Warn("request rejected", slog.String("endpoint", name), slog.String("reason", rerr.Reason),
+			slog.String("remote", c.IP()), slog.Int("status", status))
+	case relay.EUNAVAILABLE:
+		status = fiber.StatusServiceUnavailable
+	case relay.EOVERLOADED:
+		status = fiber.StatusTooManyRequests
+	case relay.EINVALID:
+		status = fiber.StatusBadRequest
+	case relay.ENOTFOUND:
+		status = fiber.StatusNotFound
+	}
+	if rerr.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int((rerr.RetryAfter+time.Second-1)/time.Second)))
+	}
+	return c.Status(status).JSON(errorBody{Code: rerr.Code, Reason: rerr.Reason, Message: rerr.Message})
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message"`
+}

@@ -1,0 +1,66 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+)
+
+// Message is one event addressed to one sink: the event, the topic (or subject, stream, path: whatever
+// the sink calls it) and the partition key chosen by the route.
+type Message struct {
+	Event *Event
+	Topic string
+	Key   []byte
+}
+
+// Sink delivers messages to one destination.
+//
+// Write returns nil only when the destination has acknowledged every message. Otherwise it returns either
+// a WriteErrors (one entry per message, nil where that message was acknowledged) or any other error, which
+// means no message may be taken as acknowledged. Errors are transient unless marked with Permanent; a
+// permanent error means this message can never be written (too large, invalid topic) and the caller
+// dead-letters it. Write does not retry beyond what one attempt needs: the Pipeline retries transient
+// failures with backoff inside the request deadline, and gives up when ctx ends. Write is safe for
+// concurrent use.
+//
+// Close flushes what is buffered and releases the sink's resources; the owner calls it once, after the
+// last Write has returned.
+type Sink interface {
+	Write(ctx context.Context, msgs []Message) error
+	Close(ctx context.Context) error
+}
+
+// Pinger is implemented by sinks that can tell whether their destination is reachable. /readyz uses it.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// WriteErrors reports, message by message, the outcome of a Write: nil where the message was acknowledged.
+type WriteErrors []error
+
+func (es WriteErrors) Error() string {
+	n, first := 0, error(nil)
+	for _, e := range es {
+		if e != nil {
+			if first == nil {
+				first = e
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return "no errors"
+	}
+	return fmt.Sprintf("%d of %d messages failed, first: %v", n, len(es), first)
+}
+
+// Count returns how many messages failed.
+func (es WriteErrors) Count() int {
+	n := 0
+	for _, e := range es {
+		if e != nil {
+			n++
+		}
+	}
+	return n
+}
