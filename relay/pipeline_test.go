@@ -1,0 +1,313 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/relaytest"
+)
+
+type fixture struct {
+	p      *relay.Pipeline
+	main   *relaytest.Sink
+	other  *relaytest.Sink
+	dlq    *relaytest.Sink
+	dedupe *relaytest.Deduper
+}
+
+// newFixture routes type "a.*" to sink main, "b.*" to sink other, and dead-letters to sink dlq.
+func newFixture(t *testing.T, noRoute relay.NoRoutePolicy, extra ...relay.Route) *fixture {
+	t.Helper()
+	f := &fixture{main: &relaytest.Sink{}, other: &relaytest.Sink{}, dlq: &relaytest.Sink{}, dedupe: &relaytest.Deduper{}}
+	routes := append([]relay.Route{
+		{Name: "a", Match: relay.Match{Types: []relay.Glob{"a.*"}}, Targets: []relay.Target{{Sink: "main", Topic: relay.MustParseTemplate("t.{type}")}}},
+		{Name: "b", Match: relay.Match{Types: []relay.Glob{"b.*"}}, Targets: []relay.Target{{Sink: "other", Topic: relay.MustParseTemplate("other")}}},
+		{Name: "test", Match: relay.Match{Types: []relay.Glob{relay.TestEventType}}, Targets: []relay.Target{{Sink: "main", Topic: relay.MustParseTemplate("tests")}}},
+	}, extra...)
+	p, err := relay.NewPipeline(relay.PipelineConfig{
+		Router:     &relay.Router{Routes: routes},
+		Sinks:      map[string]relay.Sink{"main": f.main, "other": f.other, "dlq": f.dlq},
+		DeadLetter: relay.DeadLetterTarget{Sink: "dlq", Topic: "dead"},
+		NoRoute:    noRoute,
+		Dedupe:     f.dedupe,
+		Backoff:    relay.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond, Multiplier: 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.p = p
+	return f
+}
+
+func ev(id, typ string) *relay.Event {
+	return &relay.Event{Endpoint: "ep", SpecVersion: "1.0", ID: id, Source: "/src", Type: typ,
+		Data: []byte(`{"messageSid":"SM` + id + `"}`), Raw: []byte(`{"id":"` + id + `"}`)}
+}
+
+func batch(evs ...*relay.Event) *relay.Batch {
+	return &relay.Batch{Endpoint: "ep", ReceivedAt: time.Now(), Events: evs}
+}
+
+func process(t *testing.T, f *fixture, b *relay.Batch, deadline time.Duration) (relay.Outcome, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	return f.p.Process(ctx, b)
+}
+
+func TestPipelineDeliversAndDedupes(t *testing.T) {
+	f := newFixture(t, relay.NoRouteDeadLetter)
+	out, err := process(t, f, batch(ev("1", "a.x"), ev("2", "b.y"), ev("3", "a.z")), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != (relay.Outcome{Delivered: 3}) {
+		t.Fatalf("outcome %+v, want 3 delivered", out)
+	}
+	acked := f.main.Acked()
+	if len(acked) != 2 || acked[0].Topic != "t.a.x" || string(acked[0].Key) != "SM1" || len(f.other.Acked()) != 1 {
+		t.Fatalf("main acked %+v, other %d", acked, len(f.other.Acked()))
+	}
+	// A retry of the same batch, and a batch repeating an id, produce nothing again.
+	out, err = process(t, f, batch(ev("1", "a.x"), ev("2", "b.y"), ev("3", "a.z"), ev("4", "a.x"), ev("4", "a.x")), time.Second)
+	if err != nil || out != (relay.Outcome{Delivered: 1, Duplicates: 4}) {
+		t.Fatalf("second pass: %+v, %v; want 1 delivered, 4 duplicates", out, err)
+	}
+	if len(f.main.Acked()) != 3 {
+		t.Fatalf("main acked %d messages, want 3", len(f.main.Acked()))
+	}
+}
+
+func TestPipelineRetriesTransientFailures(t *testing.T) {
+	f := newFixture(t, relay.NoRouteDeadLetter)
+	f.main.FailNext(3)
+	out, err := process(t, f, batch(ev("1", "a.x")), time.Second)
+	if err != nil || out.Delivered != 1 {
+		t.Fatalf("%+v, %v; want delivered after retries", out, err)
+	}
+	if w := f.main.Writes(); w != 4 {
+		t.Errorf("writes = %d, want 4 (3 failures, 1 success)", w)
+	}
+}
+
+func TestPipelineSinkDownIsUnavailableAndNotRemembered(t *testing.T) {
+	f := newFixture(t, relay.NoRouteDeadLetter)
+	f.main.SetDown(true)
+	_, err := process(t, f, batch(ev("1", "a.x"), ev("2", "b.y")), 100*time.Millisecond)
+	var rerr *relay.Error
+	if !errors.As(err, &rerr) || rerr.Code != relay.EUNAVAILABLE || rerr.RetryAfter <= 0 {
+		t.Fatalf("err = %v, want EUNAVAILABLE with Retry-After", err)
+	}
+	if f.dedupe.Seen(ev("1", "a.x").DedupeKey()) {
+		t.Fatal("an unacknowledged event was remembered: its retry would be dropped as a duplicate")
+	}
+	if !f.dedupe.Seen(ev("2", "b.y").DedupeKey()) {
+		t.Fatal("the event its sink acknowledged was not remembered")
+	}
+	f.main.SetDown(false)
+	out, err := process(t, f, batch(ev("1", "a.x"), ev("2", "b.y")), time.Second)
+	if err != nil || out != (relay.Outcome{Delivered: 1, Duplicates: 1}) {
+		t.Fatalf("retry: %+v, %v; want 1 delivered, 1 duplicate", out, err)
+	}
+	if n := len(f.other.Acked()); n != 1 {
+		t.Fatalf("other acked %d, want 1: the retry must not produce the acknowledged event again", n)
+	}
+}
+
+func TestPipelineHonoursDeadline(t *testing.T) {
+	f := newFixture(t, relay.NoRouteDeadLetter)
+	f.main.SetBlock(true)
+	start := time.Now()
+	_, err := process(t, f, batch(ev("1", "a.x")), 200*time.Millisecond)
+	if relay.ErrorCode(err) != relay.EUNAVAILABLE {
+		t.Fatalf("err = %v, want EUNAVAILABLE", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("Process took %v past a 200ms deadline", took)
+	}
+}
+
+func TestPipelineDeadLetters(t *testing.T) {
+	f := newFixture(t, relay.NoRouteDeadLetter,
+		relay.Route{Name: "bad-template", Match: relay.Match{Types: []relay.Glob{"c.*"}},
+			Targets: []relay.Target{{Sink: "main", Topic: relay.MustParseTemplate("{data.absent}")}}})
+	f.main.SetReject(func(m relay.Message) error {
+		if m.Event.ID == "big" {
+			return relay.Permanent(errors.New("too large"))
+		}
+		return nil
+	})
+	b := batch(ev("ok", "a.x"), ev("big", "a.x"), ev("unrouted", "z.z"), ev("tmpl", "c.c"))
+	b.Rejects = []relay.Reject{{Raw: []byte(`{"id":1}`), Reason: relay.ReasonInvalidEvent, Detail: "event 4: id is not a string"}}
+	out, err := process(t, f, b, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != (relay.Outcome{Delivered: 1, DeadLettered: 4}) {
+		t.Fatalf("outcome %+v, want 1 delivered, 4 dead-lettered", out)
+	}
+	reasons := map[string]string{}
+	for _, m := range f.dlq.Acked() {
+		if m.Topic != "dead" || m.Event.Type != relay.DeadLetterType {
+			t.Errorf("dead letter to %s of type %s", m.Topic, m.Event.Type)
+		}
+		reasons[m.Event.Extensions["originalid"]] = m.Event.Extensions["deadletterreason"]
+		if m.Event.Extensions["endpoint"] != "ep" || m.Event.Extensions["deadletterdetail"] == "" {
+			t.Errorf("dead letter lacks endpoint or detail: %v", m.Event.Extensions)
+		}
+	}
+	want := map[string]string{"big": relay.ReasonSinkRejected, "unrouted": relay.ReasonNoRoute,
+		"tmpl": relay.ReasonRouteError, "": relay.ReasonInvalidEvent}
+	if fmt.Sprint(reasons) != fmt.Sprint(want) {
+		t.Fatalf("dead-letter reasons %v, want %v", reasons, want)
+	}
+	for _, m := range f.dlq.Acked() {
+		if m.Event.Extensions["originalid"] == "big" && string(m.Event.Data) != `{"id":"big"}` {
+			t.Errorf("dead letter data = %s, want the original event bytes", m.Event.Data)
+		}
+	}
+	// Dead-lettered events are safe: a retry is a duplicate.
+	out, _ = process(t, f, batch(ev("big", "a.x")), time.Second)
+	if out.Duplicates != 1 {
+		t.Errorf("retry of a dead-lettered event: %+v, want a duplicate", out)
+	}
+}
+
+func TestPipelineDeadLetterDownFailsTheRequest(t *testing.T) {
+	f := newFixture(t, relay.NoRouteDeadLetter)
+	f.dlq.SetDown(true)
+	b := batch(ev("ok", "a.x"))
+	b.Rejects = []relay.Reject{{Raw: []byte(`not json`), Reason: relay.ReasonMalformedBody}}
+	if _, err := process(t, f, b, 100*time.Millisecond); relay.ErrorCode(err) != relay.EUNAVAILABLE {
+		t.Fatalf("err = %v, want EUNAVAILABLE when a dead letter cannot be written", err)
+	}
+	f2 := newFixture(t, relay.NoRouteDeadLetter)
+	f2.dlq.SetDown(true)
+	if _, err := process(t, f2, batch(ev("x", "unrouted")), 100*time.Millisecond); relay.ErrorCode(err) != relay.EUNAVAILABLE {
+		t.Fatalf("err = %v, want EUNAVAILABLE", err)
+	}
+	if f2.dedupe.Seen(ev("x", "unrouted").DedupeKey()) {
+		t.Fatal("an event whose dead letter failed was remembered")
+	}
+}
+
+func TestPipelineNoRouteDrop(t *testing.T) {
+	f := newFixture(t, relay.NoRouteDrop)
+	out, err := process(t, f, batch(ev("x", "unrouted")), time.Second)
+	if err != nil || out != (relay.Outcome{Dropped: 1}) || len(f.dlq.Acked()) != 0 {
+		t.Fatalf("%+v, %v, dlq %d; want dropped without a dead letter", out, err, len(f.dlq.Acked()))
+	}
+}
+
+func TestPipelineNeverDedupesTestEvents(t *testing.T) {
+	f := newFixture(t, relay.NoRouteDeadLetter)
+	test := func(testID string) *relay.Event {
+		e := ev("ACaccount", relay.TestEventType)
+		e.Source = "Sink"
+		e.Data = []byte(`{"test_id":"` + testID + `"}`)
+		return e
+	}
+	for i := range 3 {
+		out, err := process(t, f, batch(test(fmt.Sprint(i)), test(fmt.Sprint(i, "b"))), time.Second)
+		if err != nil || out.Duplicates != 0 {
+			t.Fatalf("pass %d: %+v, %v; test events must never be duplicates", i, out, err)
+		}
+	}
+	if n := len(f.main.Acked()); n != 6 {
+		t.Fatalf("acked %d test events, want 6", n)
+	}
+}
+
+// gate is a sink whose writes wait until released, to hold an event in flight.
+type gate struct {
+	relaytest.Sink
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gate) Write(ctx context.Context, msgs []relay.Message) error {
+	select {
+	case g.entered <- struct{}{}:
+	default: // a retry: nobody is waiting for it
+	}
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Sink.Write(ctx, msgs)
+}
+
+func TestPipelineConcurrentDuplicates(t *testing.T) {
+	for _, ownerFails := range []bool{false, true} {
+		t.Run(fmt.Sprint("owner fails=", ownerFails), func(t *testing.T) {
+			g := &gate{entered: make(chan struct{}, 1), release: make(chan struct{})}
+			if ownerFails {
+				g.SetDown(true)
+			}
+			p, err := relay.NewPipeline(relay.PipelineConfig{
+				Router:     &relay.Router{Routes: []relay.Route{{Name: "all", Targets: []relay.Target{{Sink: "g", Topic: relay.MustParseTemplate("t")}}}}},
+				Sinks:      map[string]relay.Sink{"g": g},
+				DeadLetter: relay.DeadLetterTarget{Sink: "g", Topic: "dead"},
+				Dedupe:     &relaytest.Deduper{},
+				Backoff:    relay.Backoff{Initial: time.Second, Max: time.Second, Multiplier: 1},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+			defer cancel()
+			var wg sync.WaitGroup
+			var first relay.Outcome
+			var firstErr error
+			wg.Add(1)
+			go func() { defer wg.Done(); first, firstErr = p.Process(ctx, batch(ev("1", "a"))) }()
+			<-g.entered // the first request holds event 1 in flight
+			var second relay.Outcome
+			var secondErr error
+			wg.Add(1)
+			go func() { defer wg.Done(); second, secondErr = p.Process(ctx, batch(ev("1", "a"))) }()
+			time.Sleep(50 * time.Millisecond) // let the second request reach its wait
+			close(g.release)
+			wg.Wait()
+			if ownerFails {
+				if firstErr == nil || secondErr == nil {
+					t.Fatalf("owner failed: errors %v / %v; both requests must fail so Twilio retries", firstErr, secondErr)
+				}
+				return
+			}
+			if firstErr != nil || secondErr != nil {
+				t.Fatal(firstErr, secondErr)
+			}
+			if first.Delivered != 1 || second.Duplicates != 1 {
+				t.Fatalf("first %+v second %+v; want one delivery and one duplicate", first, second)
+			}
+			if n := len(g.Acked()); n != 1 {
+				t.Fatalf("sink acked %d copies, want 1", n)
+			}
+		})
+	}
+}
+
+func TestNewPipelineChecksSinkNames(t *testing.T) {
+	_, err := relay.NewPipeline(relay.PipelineConfig{
+		Router:     &relay.Router{Routes: []relay.Route{{Name: "r", Targets: []relay.Target{{Sink: "nope"}}}}},
+		Sinks:      map[string]relay.Sink{},
+		DeadLetter: relay.DeadLetterTarget{Sink: "gone"},
+		Dedupe:     &relaytest.Deduper{},
+	})
+	if err == nil {
+		t.Fatal("NewPipeline accepted unknown sinks")
+	}
+	for _, want := range []string{`route r: no sink named "nope"`, `dead letter: no sink named "gone"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
