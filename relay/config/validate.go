@@ -27,7 +27,7 @@ func (c *Config) validate() []error {
 	}
 	hostPort("listen", c.Listen)
 	hostPort("admin.listen", c.Admin.Listen)
-	if c.Listen == c.Admin.Listen {
+	if c.Listen == c.Admin.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		bad("admin.listen", "must differ from listen")
 	}
 	oneOf(bad, "log.level", c.Log.Level, "debug", "info", "warn", "error")

@@ -73,8 +73,9 @@ func New(name string, cfg Config, logger *slog.Logger) (*Sink, error) {
 		MaxAttempts:            1,
 		AllowAutoTopicCreation: cfg.AllowAutoTopicCreation,
 		Transport:              transport,
+		// Each failed attempt: debug only, since the pipeline logs every request that fails for good.
 		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
-			log.Warn("kafka writer: " + fmt.Sprintf(msg, args...))
+			log.Debug("kafka writer: " + fmt.Sprintf(msg, args...))
 		}),
 	}
 	return &Sink{
@@ -159,7 +160,7 @@ func (s *Sink) writeTopic(ctx context.Context, kms []kafkago.Message, idx []int,
 				e = relay.Permanent(tooLarge)
 			}
 		}
-		errs[i] = classify(s.name, kms[i].Topic, e)
+		errs[i] = classify(kms[i].Topic, e)
 	}
 }
 
@@ -168,11 +169,11 @@ func sameMessage(a, b *kafkago.Message) bool {
 }
 
 // classify wraps err with the operation and marks the errors no retry can mend as permanent.
-func classify(sink, topic string, err error) error {
+func classify(topic string, err error) error {
 	if err == nil {
 		return nil
 	}
-	wrapped := fmt.Errorf("kafka %s: write %s: %w", sink, topic, err)
+	wrapped := fmt.Errorf("write %s: %w", topic, err) // the pipeline adds the sink's name
 	var kerr kafkago.Error
 	if errors.As(err, &kerr) {
 		switch kerr {

@@ -1,0 +1,219 @@
+package kafkaserver
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// setup picks ports and writes server.properties and log4j2.properties.
+func (s *Server) setup(cfg config) error {
+	ports, err := freePorts(2)
+	if err != nil {
+		return err
+	}
+	s.port, s.ctrlPort = ports[0], ports[1]
+	for _, d := range []string{"data", "logs"} {
+		if err := os.RemoveAll(filepath.Join(s.dir, d)); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(s.dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+
+	props := map[string]string{
+		"num.partitions":                                   "3",
+		"default.replication.factor":                       "1",
+		"min.insync.replicas":                              "1",
+		"auto.create.topics.enable":                        "false",
+		"group.initial.rebalance.delay.ms":                 "0",
+		"offsets.topic.replication.factor":                 "1",
+		"offsets.topic.num.partitions":                     "1", // default 50
+		"transaction.state.log.replication.factor":         "1",
+		"transaction.state.log.min.isr":                    "1",
+		"transaction.state.log.num.partitions":             "1", // default 50
+		"share.coordinator.state.topic.replication.factor": "1",
+		"share.coordinator.state.topic.min.isr":            "1",
+		"share.coordinator.state.topic.num.partitions":     "1", // default 50
+		// After an unclean stop (Kill) the restarted controller refuses the broker's new
+		// registration until the old one's session expires (default 9s).
+		"broker.session.timeout.ms":      "4000",
+		"broker.heartbeat.interval.ms":   "500",
+		"num.network.threads":            "2",
+		"num.io.threads":                 "4",
+		"log.cleaner.dedupe.buffer.size": strconv.Itoa(16 << 20), // default 128 MiB of heap
+	}
+	for k, v := range cfg.props {
+		props[k] = v
+	}
+	for k, v := range map[string]string{ // managed keys always win
+		"process.roles":                  "broker,controller",
+		"node.id":                        strconv.Itoa(nodeID),
+		"controller.quorum.voters":       strconv.Itoa(nodeID) + "@" + s.ControllerAddr(),
+		"listeners":                      "PLAINTEXT://" + s.Addr() + ",CONTROLLER://" + s.ControllerAddr(),
+		"advertised.listeners":           "PLAINTEXT://" + s.Addr(),
+		"controller.listener.names":      "CONTROLLER",
+		"inter.broker.listener.name":     "PLAINTEXT",
+		"listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+		"log.dirs":                       filepath.Join(s.dir, "data"),
+	} {
+		props[k] = v
+	}
+	s.props = props
+
+	if err := os.WriteFile(s.path("server.properties"), []byte(formatProps(props, nil)), 0o644); err != nil {
+		return err
+	}
+	log4j := strings.Join([]string{
+		"status = warn",
+		"appender.file.type = File",
+		"appender.file.name = FILE",
+		"appender.file.fileName = " + s.LogFile(),
+		"appender.file.append = true",
+		"appender.file.layout.type = PatternLayout",
+		"appender.file.layout.pattern = [%d] %p %m (%c)%n",
+		"rootLogger.level = INFO",
+		"rootLogger.appenderRef.file.ref = FILE",
+		"logger.clients.name = org.apache.kafka.clients",
+		"logger.clients.level = WARN",
+		"",
+	}, "\n")
+	return os.WriteFile(s.path("log4j2.properties"), []byte(log4j), 0o644)
+}
+
+func formatProps(props map[string]string, skip map[string]bool) string {
+	keys := make([]string, 0, len(props))
+	for k := range props {
+		if !skip[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", k, props[k])
+	}
+	return b.String()
+}
+
+// Formatted data dirs, reused within the test binary: StorageTool costs a ~2.5s JVM run, and its
+// output (meta.properties + bootstrap.checkpoint) does not depend on the ports (static voters).
+// Each reuse gets a fresh cluster.id and directory.id.
+var formatted struct {
+	mu    sync.Mutex
+	files map[string]map[string][]byte // key -> file name -> content
+}
+
+func (s *Server) prepareData() error {
+	key := s.libsDir + "\x00" + formatProps(s.props, map[string]bool{
+		"controller.quorum.voters": true, "listeners": true, "advertised.listeners": true, "log.dirs": true,
+	})
+	data := filepath.Join(s.dir, "data")
+
+	formatted.mu.Lock()
+	defer formatted.mu.Unlock()
+	if files, ok := formatted.files[key]; ok {
+		for name, content := range files {
+			if name == "meta.properties" {
+				var err error
+				if content, err = freshMetaProperties(content); err != nil {
+					return err
+				}
+			}
+			if err := os.WriteFile(filepath.Join(data, name), content, 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	if err := s.format(); err != nil {
+		return err
+	}
+	// Cache the result only if it is the expected handful of small top-level files.
+	entries, err := os.ReadDir(data)
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(filepath.Join(data, e.Name()))
+		if err != nil {
+			return err
+		}
+		files[e.Name()] = b
+	}
+	if _, err := freshMetaProperties(files["meta.properties"]); err != nil || files["bootstrap.checkpoint"] == nil {
+		return nil
+	}
+	if formatted.files == nil {
+		formatted.files = map[string]map[string][]byte{}
+	}
+	formatted.files[key] = files
+	return nil
+}
+
+// freshMetaProperties replaces cluster.id and directory.id in a formatted meta.properties.
+func freshMetaProperties(b []byte) ([]byte, error) {
+	lines := strings.Split(string(b), "\n")
+	found := 0
+	for i, l := range lines {
+		for _, k := range []string{"cluster.id=", "directory.id="} {
+			if strings.HasPrefix(l, k) {
+				id, err := randomUUID()
+				if err != nil {
+					return nil, err
+				}
+				lines[i] = k + id
+				found++
+			}
+		}
+	}
+	if found != 2 {
+		return nil, fmt.Errorf("unexpected meta.properties from StorageTool format:\n%s", b)
+	}
+	return []byte(strings.Join(lines, "\n")), nil
+}
+
+// format runs kafka.tools.StorageTool format on the data dir.
+func (s *Server) format() error {
+	id, err := randomUUID()
+	if err != nil {
+		return err
+	}
+	cmd := s.javaCmd(s.cdsUseArgs(), "kafka.tools.StorageTool", "format", "-t", id, "-c", s.path("server.properties"))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("StorageTool format: %v\n%s", err, tail(out.Bytes(), 8<<10))
+	}
+	return nil
+}
+
+func (s *Server) path(name string) string { return filepath.Join(s.dir, name) }
+
+// randomUUID returns a random Kafka Uuid in its base64url form, as StorageTool random-uuid does
+// (avoiding a leading '-', which a command line would take for a flag).
+func randomUUID() (string, error) {
+	for {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		id := base64.RawURLEncoding.EncodeToString(b[:])
+		if id[0] != '-' && !bytes.Equal(b[:8], make([]byte, 8)) { // not a reserved (tiny) id
+			return id, nil
+		}
+	}
+}

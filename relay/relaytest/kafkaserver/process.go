@@ -1,0 +1,369 @@
+package kafkaserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+type process struct {
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when the JVM has exited (and any CDS archive is settled)
+	err    error         // Wait's result, valid after done is closed
+	ready  bool          // waitReady succeeded (guarded by Server.mu)
+	termed bool          // SIGTERM was sent by Stop (guarded by Server.mu)
+	killed bool          // SIGKILL was sent (guarded by Server.mu)
+	dump   *cdsDump      // non-nil if this JVM records the CDS archive at exit
+}
+
+// launchAndWait starts the JVM and waits until the broker is ready or fails.
+func (s *Server) launchAndWait() error {
+	out, err := os.OpenFile(s.stdoutPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cdsArgs, dump := s.cds()
+	cmd := s.javaCmd(cdsArgs, "kafka.Kafka", s.path("server.properties"))
+	cmd.Stdout, cmd.Stderr = out, out
+	p := &process{cmd: cmd, done: make(chan struct{}), dump: dump}
+
+	// The JVM gets its own process group (so the whole group can be signalled) and SIGKILL when
+	// the thread that started it dies. Pdeathsig is tied to that OS thread, so the thread stays
+	// locked to this goroutine for the life of the child: if the test binary dies (timeout panic,
+	// ^C), so does the JVM.
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with this goroutine
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		p.err = cmd.Wait()
+		out.Close()
+		s.mu.Lock()
+		clean := p.ready && p.termed && !p.killed // a full run: the archive is worth keeping
+		s.mu.Unlock()
+		dump.finish(clean)
+		close(p.done)
+	}()
+	if err := <-started; err != nil {
+		out.Close()
+		dump.finish(false)
+		return fmt.Errorf("start java: %w", err)
+	}
+	s.mu.Lock()
+	s.proc = p
+	s.mu.Unlock()
+
+	if err := s.waitReady(p); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	p.ready = true
+	s.mu.Unlock()
+	return nil
+}
+
+// waitReady polls the broker until its metadata lists itself as a broker (registered and
+// unfenced) and controller, then until its group coordinator answers OffsetFetch.
+func (s *Server) waitReady(p *process) error {
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	client, done := s.client(2 * time.Second)
+	defer done()
+
+	poll := func(what string, try func() error) error {
+		for {
+			select {
+			case <-p.done:
+				return fmt.Errorf("broker exited before it was ready (%s): %v", what, p.err)
+			default:
+			}
+			err := try()
+			if err == nil {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("broker not ready after %v (%s): %v", readyTimeout, what, err)
+			}
+			select {
+			case <-p.done:
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+
+	err := poll("metadata", func() error {
+		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
+		if err != nil {
+			return err
+		}
+		for _, b := range md.Brokers {
+			if b.ID == nodeID && md.Controller.ID == nodeID {
+				return nil
+			}
+		}
+		return fmt.Errorf("broker not registered yet (brokers %v, controller %d)", md.Brokers, md.Controller.ID)
+	})
+	if err != nil {
+		return err
+	}
+	// The first FindCoordinator creates __consumer_offsets; OffsetFetch succeeds once its
+	// partition is loaded.
+	const group = "kafkaserver-readiness"
+	return poll("group coordinator", func() error {
+		fc, err := client.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: group, KeyType: kafka.CoordinatorKeyTypeConsumer})
+		if err != nil {
+			return err
+		}
+		if fc.Error != nil {
+			return fc.Error
+		}
+		of, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group})
+		if err != nil {
+			return err
+		}
+		return of.Error
+	})
+}
+
+func (s *Server) javaCmd(extra []string, class string, args ...string) *exec.Cmd {
+	jargs := append([]string{}, defaultJVMOpts...)
+	jargs = append(jargs, strings.Fields(os.Getenv(EnvJavaOpts))...)
+	jargs = append(jargs, extra...)
+	jargs = append(jargs,
+		"-Dlog4j2.configurationFile="+s.path("log4j2.properties"),
+		"-Dkafka.logs.dir="+filepath.Join(s.dir, "logs"),
+		"-cp", filepath.Join(s.libsDir, "*"), // the java launcher expands dir/*
+		class)
+	jargs = append(jargs, args...)
+	cmd := exec.Command(javaBin(), jargs...)
+	cmd.Dir = s.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+func javaBin() string {
+	if home := os.Getenv("JAVA_HOME"); home != "" {
+		if _, err := os.Stat(filepath.Join(home, "bin", "java")); err == nil {
+			return filepath.Join(home, "bin", "java")
+		}
+	}
+	return "java"
+}
+
+func (s *Server) current() *process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc
+}
+
+func (s *Server) clear(p *process) {
+	s.mu.Lock()
+	if s.proc == p {
+		s.proc = nil
+	}
+	s.mu.Unlock()
+}
+
+// stop sends SIGTERM and waits; it reports false if it had to SIGKILL.
+func (s *Server) stop() bool {
+	p := s.current()
+	if p == nil {
+		return true
+	}
+	s.mu.Lock()
+	p.termed = true
+	s.mu.Unlock()
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+		s.clear(p)
+		return true
+	case <-time.After(stopTimeout):
+		s.kill()
+		return false
+	}
+}
+
+func (s *Server) kill() {
+	p := s.current()
+	if p == nil {
+		return
+	}
+	s.mu.Lock()
+	p.killed = true
+	s.mu.Unlock()
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+	s.clear(p)
+}
+
+// cleanup kills the broker, unless it is recording the CDS archive, which needs a clean exit.
+func (s *Server) cleanup() {
+	if p := s.current(); p != nil && p.dump != nil {
+		s.stop()
+	}
+	s.kill()
+}
+
+func (s *Server) stdoutPath() string { return filepath.Join(s.dir, "logs", "stdout.log") }
+
+// logTail returns the last lines of the JVM's stdout/stderr and of server.log, for error messages.
+func (s *Server) logTail() string {
+	var b strings.Builder
+	for _, f := range []string{s.stdoutPath(), s.LogFile()} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintf(&b, "--- %s: %v\n", f, err)
+			continue
+		}
+		fmt.Fprintf(&b, "--- tail of %s:\n%s\n", f, tail(data, 6<<10))
+		var errs []string
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.Contains(l, "] ERROR ") || strings.Contains(l, "] FATAL ") {
+				errs = append(errs, l)
+			}
+		}
+		if len(errs) > 20 {
+			errs = errs[:20]
+		}
+		if len(errs) > 0 {
+			fmt.Fprintf(&b, "--- first ERROR lines of %s:\n%s\n", f, strings.Join(errs, "\n"))
+		}
+	}
+	return b.String()
+}
+
+func tail(data []byte, n int) []byte {
+	if len(data) <= n {
+		return data
+	}
+	data = data[len(data)-n:]
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		data = data[i+1:]
+	}
+	return data
+}
+
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// --- JVM class-data-sharing (CDS) archive ---------------------------------------------------
+//
+// A dynamic CDS archive of the classes a broker loads cuts JVM startup by about a second. The
+// first JVM run against a libs dir (per java binary, jar set and JVM options) records it with
+// -XX:ArchiveClassesAtExit when it exits cleanly; an flock keeps concurrent test binaries from
+// recording at once, and the file is renamed into place only when complete. A stale or
+// mismatched archive is ignored by the JVM (it prints a warning to stdout.log and runs without).
+
+type cdsDump struct {
+	tmp, final string
+	lock       *os.File
+}
+
+// finish moves a complete archive into place (ok) or discards it, and releases the lock.
+func (d *cdsDump) finish(ok bool) {
+	if d == nil {
+		return
+	}
+	if fi, err := os.Stat(d.tmp); ok && err == nil && fi.Size() > 0 {
+		_ = os.Rename(d.tmp, d.final)
+	} else {
+		_ = os.Remove(d.tmp)
+	}
+	d.lock.Close() // releases the flock
+}
+
+// cdsPath returns the archive path for this libs dir, java binary and JVM options, or "".
+func (s *Server) cdsPath() string {
+	if os.Getenv(EnvCDS) == "0" {
+		return ""
+	}
+	h := sha256.New()
+	java, err := exec.LookPath(javaBin())
+	if err != nil {
+		return ""
+	}
+	if real, err := filepath.EvalSymlinks(java); err == nil {
+		java = real
+	}
+	fi, err := os.Stat(java)
+	if err != nil {
+		return ""
+	}
+	fmt.Fprintf(h, "%s %d %d\n", java, fi.Size(), fi.ModTime().UnixNano())
+	fmt.Fprintln(h, defaultJVMOpts, os.Getenv(EnvJavaOpts))
+	jars, _ := filepath.Glob(filepath.Join(s.libsDir, "*.jar"))
+	for _, j := range jars {
+		if fi, err := os.Stat(j); err == nil {
+			fmt.Fprintf(h, "%s %d %d\n", filepath.Base(j), fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return filepath.Join(s.libsDir, ".cds", "kafka-"+hex.EncodeToString(h.Sum(nil))[:16]+".jsa")
+}
+
+// cdsUseArgs returns the JVM flag to use an existing archive, if any.
+func (s *Server) cdsUseArgs() []string {
+	path := s.cdsPath()
+	if path == "" {
+		return nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	return []string{"-XX:SharedArchiveFile=" + path}
+}
+
+// cds returns the JVM flags for a broker run: use the archive if it exists, else record it if no
+// other process is doing so.
+func (s *Server) cds() ([]string, *cdsDump) {
+	if args := s.cdsUseArgs(); args != nil {
+		return args, nil
+	}
+	path := s.cdsPath()
+	if path == "" || os.MkdirAll(filepath.Dir(path), 0o755) != nil {
+		return nil, nil
+	}
+	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, nil
+	}
+	if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		lock.Close() // someone else is recording it
+		return nil, nil
+	}
+	if _, err := os.Stat(path); err == nil { // recorded while we were looking
+		lock.Close()
+		return []string{"-XX:SharedArchiveFile=" + path}, nil
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := fmt.Sprintf("%s.tmp-%d-%s", path, os.Getpid(), hex.EncodeToString(rnd[:]))
+	return []string{"-XX:ArchiveClassesAtExit=" + tmp}, &cdsDump{tmp: tmp, final: path, lock: lock}
+}
