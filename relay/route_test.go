@@ -174,3 +174,24 @@ func TestRouter(t *testing.T) {
 		t.Errorf("no routes: %v, %v; want none", ds, err)
 	}
 }
+
+// FuzzTemplate: parsing never panics, and a parsed template renders without panicking; a template
+// without placeholders renders to its own text with '{{' and '}}' unescaped.
+func FuzzTemplate(f *testing.F) {
+	for _, s := range []string{"twilio.{type}", "{data.a.b}", "{{x}}", "{", "}", "{}", "a{b}c{d}", "{resource_sid}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tp, err := ParseTemplate(s)
+		if err != nil {
+			return
+		}
+		out, err := tp.Render(sampleEvent())
+		if !strings.ContainsAny(strings.ReplaceAll(strings.ReplaceAll(s, "{{", ""), "}}", ""), "{}") {
+			want := strings.ReplaceAll(strings.ReplaceAll(s, "{{", "{"), "}}", "}")
+			if err != nil || out != want {
+				t.Fatalf("literal %q rendered %q, %v; want %q", s, out, err, want)
+			}
+		}
+	})
+}

@@ -52,14 +52,14 @@ dead_letter: { sink: kafka, topic: twilio.deadletter }
 `
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	kafka  *kafkaserver.Server
 	relay  *Relay
 	sender *twilio.Sender
 }
 
 // startRelay runs the relay against k with testConfig and env overrides until the test ends.
-func startRelay(t *testing.T, k *kafkaserver.Server, env map[string]string) *harness {
+func startRelay(t testing.TB, k *kafkaserver.Server, env map[string]string) *harness {
 	t.Helper()
 	vars := map[string]string{"TOKEN": token, "BROKERS": k.Addr()}
 	for key, v := range env {
@@ -92,7 +92,7 @@ func startRelay(t *testing.T, k *kafkaserver.Server, env map[string]string) *har
 	}}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
 

@@ -225,7 +225,7 @@ func (c *Config) setDefaults() {
 	}
 	dur(&c.Dedupe.Window, 4*time.Hour)
 	if c.Dedupe.MaxIDs == 0 {
-		c.Dedupe.MaxIDs = 2_000_000
+		c.Dedupe.MaxIDs = 1_500_000
 	}
 	str(&c.NoRoute, "dead_letter")
 	for i := range c.Endpoints {

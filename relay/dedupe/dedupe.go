@@ -58,9 +58,19 @@ func (c *Cache) Seen(key string) bool {
 	return ok
 }
 
-// Remember records key for the window. It returns false when ristretto dropped the write.
+// Remember records key for the window. ristretto drops a write when its buffer is full; Remember then
+// waits for the buffer to drain and tries again, twice at most, so that a burst costs a little latency
+// instead of missed duplicates. It returns false when the write was still dropped.
 func (c *Cache) Remember(key string) bool {
-	return c.c.SetWithTTL(key, struct{}{}, 1, c.window)
+	for attempt := 0; ; attempt++ {
+		if c.c.SetWithTTL(key, struct{}{}, 1, c.window) {
+			return true
+		}
+		if attempt == 2 {
+			return false
+		}
+		c.c.Wait()
+	}
 }
 
 // Wait blocks until every Remember so far is visible to Seen. Tests and measurements use it.

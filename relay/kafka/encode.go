@@ -5,11 +5,11 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 )
 
-// encode turns a relay message into a Kafka message under the CloudEvents Kafka protocol binding.
+// Encode turns a relay message into a Kafka message under the CloudEvents Kafka protocol binding.
 // Binary mode: every attribute as a ce_<name> header, datacontenttype as content-type, data as the value.
 // Structured mode: the event in the CloudEvents JSON format as the value, content-type
 // application/cloudevents+json.
-func encode(m relay.Message, structured bool) (kafkago.Message, error) {
+func Encode(m relay.Message, structured bool) (kafkago.Message, error) {
 	e := m.Event
 	km := kafkago.Message{Topic: m.Topic, Key: m.Key}
 	if structured {

@@ -104,7 +104,7 @@ func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
 			errs[i] = relay.Permanent(fmt.Errorf("invalid Kafka topic name %q", m.Topic))
 			continue
 		}
-		km, err := encode(m, s.structured)
+		km, err := Encode(m, s.structured)
 		if err != nil {
 			errs[i] = relay.Permanent(fmt.Errorf("encode: %w", err))
 			continue

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The project's test command (README.md): vet, the whole suite with the race detector against a real
+# Apache Kafka broker (fetched from Maven Central on first use and cached), then short fuzz runs.
+#
+#   scripts/test.sh            # everything
+#   FUZZTIME=0 scripts/test.sh # skip fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== go vet"
+go vet ./...
+
+echo "== Kafka broker jars"
+RELAY_KAFKA_LIBS=$(scripts/kafka/fetch.sh)
+export RELAY_KAFKA_LIBS
+export RELAY_REQUIRE_KAFKA=1 # integration tests fail, not skip, without a broker
+
+echo "== go test (race detector, real Kafka)"
+go test -race -count=1 -timeout 20m ./...
+
+fuzztime=${FUZZTIME:-10s}
+if [[ $fuzztime != 0 ]]; then
+	# Each target briefly, seeded with real payloads; a crash fails the run.
+	for target in relay/twilio:FuzzDecode relay/twilio:FuzzVerify relay/config:FuzzParse relay:FuzzTemplate; do
+		pkg=${target%%:*}
+		fn=${target##*:}
+		echo "== fuzz $fn ($fuzztime)"
+		go test -run='^$' -fuzz="^${fn}\$" -fuzztime="$fuzztime" "./$pkg"
+	done
+fi
+echo "== all tests passed"
