@@ -306,3 +306,11 @@ func TestBodyLimits(t *testing.T) {
 		t.Errorf("over every limit: %d, want 503", st)
 	}
 }
+
+func TestWrongMethod(t *testing.T) {
+	s, _ := newServer(t, &processor{}, nil)
+	req := httptest.NewRequest(http.MethodGet, "/hook", nil)
+	if a := do(t, s, req); a.status != http.StatusMethodNotAllowed {
+		t.Fatalf("GET on an endpoint: %d, want 405", a.status)
+	}
+}

@@ -1,0 +1,76 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/relaykit/twilio-relay/relay"
+)
+
+type pinger struct {
+	err   atomic.Pointer[error]
+	calls atomic.Int32
+}
+
+func (p *pinger) Ping(context.Context) error {
+	p.calls.Add(1)
+	if e := p.err.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func get(t *testing.T, h http.Handler, path string) (int, map[string]any) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	var body map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &body)
+	return rec.Code, body
+}
+
+func TestReadiness(t *testing.T) {
+	p := &pinger{}
+	h := New(Config{Pingers: map[string]relay.Pinger{"kafka": p}, Registry: prometheus.NewRegistry(), CheckEvery: time.Nanosecond})
+	if code, _ := get(t, h, "/healthz"); code != 200 {
+		t.Fatalf("/healthz = %d", code)
+	}
+	if code, _ := get(t, h, "/readyz"); code != 200 {
+		t.Fatalf("/readyz with a healthy sink = %d", code)
+	}
+	down := errors.New("no broker answered")
+	p.err.Store(&down)
+	code, body := get(t, h, "/readyz")
+	if code != 503 || body["sinks"].(map[string]any)["kafka"] != "no broker answered" {
+		t.Fatalf("/readyz with a failing sink = %d %v", code, body)
+	}
+	p.err.Store(nil)
+	h.Drain()
+	if code, body := get(t, h, "/readyz"); code != 503 || body["status"] != "draining" {
+		t.Fatalf("/readyz while draining = %d %v", code, body)
+	}
+	if code, _ := get(t, h, "/metrics"); code != 200 {
+		t.Fatalf("/metrics = %d", code)
+	}
+	if code, _ := get(t, h, "/debug/pprof/"); code != 404 {
+		t.Fatalf("pprof served without being enabled: %d", code)
+	}
+}
+
+func TestReadinessIsCached(t *testing.T) {
+	p := &pinger{}
+	h := New(Config{Pingers: map[string]relay.Pinger{"kafka": p}, CheckEvery: time.Hour})
+	for range 5 {
+		get(t, h, "/readyz")
+	}
+	if n := p.calls.Load(); n != 1 {
+		t.Fatalf("5 probes pinged the sink %d times, want 1", n)
+	}
+}
