@@ -35,7 +35,7 @@ func ParseTemplate(s string) (Template, error) {
 				return Template{}, fmt.Errorf("unclosed placeholder at offset %d", i)
 			}
 			field := strings.TrimSpace(s[i+1 : i+end])
-			if err := checkFieldName(field); err != nil {
+			if err := CheckFieldName(field); err != nil {
 				return Template{}, err
 			}
 			if lit.Len() > 0 {
@@ -65,7 +65,9 @@ func MustParseTemplate(s string) Template {
 	return t
 }
 
-func checkFieldName(f string) error {
+// CheckFieldName reports whether f can name a field (see Event.Field): letters, digits, '_', '-' and
+// '.', at least one.
+func CheckFieldName(f string) error {
 	if f == "" {
 		return fmt.Errorf("empty placeholder {}")
 	}

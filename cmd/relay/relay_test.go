@@ -94,7 +94,10 @@ func startRelay(t testing.TB, k *kafkaserver.Server, env map[string]string) *har
 
 type testWriter struct{ t testing.TB }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func startKafka(t *testing.T) *kafkaserver.Server {
 	k := kafkaserver.Start(t, kafkaserver.LibsFromEnv(t))

@@ -174,6 +174,7 @@ func Parse(data []byte, env func(string) (string, bool)) (*Config, error) {
 	var errs []error
 	checkKnown(&root, reflect.TypeFor[Config](), "", &errs)
 	expandEnv(&root, "", env, &errs)
+	checkText(&root, reflect.TypeFor[Config](), "", &errs)
 	var c Config
 	if err := root.Decode(&c); err != nil {
 		var te *yaml.TypeError

@@ -100,7 +100,7 @@ func (c *Config) validateEndpoints() []error {
 		paths[ep.Path] = true
 		if u, err := url.Parse(ep.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			bad(p+".public_url", "%q is not an absolute http(s) URL: set it to the sink destination Twilio calls", ep.PublicURL)
-		} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		} else if u.RawQuery != "" || u.ForceQuery || strings.ContainsAny(ep.PublicURL, "?#") || u.User != nil {
 			bad(p+".public_url", "must have no query, fragment or user:pass@ (the relay verifies the query it receives; credentials go in basic_auth)")
 		}
 		if len(SplitList(ep.AuthTokens)) == 0 {
@@ -146,7 +146,7 @@ func (c *Config) compileRoutes(sinks map[string]bool) []error {
 		}}
 		for j, w := range r.Match.When {
 			wp := fmt.Sprintf("%s.match.when[%d]", p, j)
-			if _, err := relay.ParseTemplate("{" + w.Field + "}"); err != nil || w.Field == "" {
+			if err := relay.CheckFieldName(w.Field); err != nil {
 				bad(wp+".field", "%q is not a field name such as data.status or subject", w.Field)
 			}
 			set := 0

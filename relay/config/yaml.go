@@ -146,3 +146,38 @@ func join(path, key string) string {
 	}
 	return path + "." + key
 }
+
+// checkText tries every scalar that will be decoded into an encoding.TextUnmarshaler (durations, sizes)
+// and reports each refusal with its path and line. A refused node is replaced by null, so that the
+// decoder goes on and reports the other problems too instead of stopping at the first.
+func checkText(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.DocumentNode:
+		for _, c := range n.Content {
+			checkText(c, t, path, errs)
+		}
+	case n.Kind == yaml.ScalarNode && reflect.PointerTo(t).Implements(textUnmarshaler):
+		if n.Tag == "!!null" {
+			return
+		}
+		v := reflect.New(t).Interface().(encoding.TextUnmarshaler)
+		if err := v.UnmarshalText([]byte(n.Value)); err != nil {
+			*errs = append(*errs, fmt.Errorf("%s (line %d): %v", path, n.Line, err))
+			n.Tag, n.Value, n.Style = "!!null", "", 0
+		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if f, ok := fields[n.Content[i].Value]; ok {
+				checkText(n.Content[i+1], f.Type, join(path, n.Content[i].Value), errs)
+			}
+		}
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+		for i, c := range n.Content {
+			checkText(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+		}
+	}
+}
