@@ -25,7 +25,7 @@ if [[ $fuzztime != 0 ]]; then
 		pkg=${target%%:*}
 		fn=${target##*:}
 		echo "== fuzz $fn ($fuzztime)"
-		go test -run='^$' -fuzz="^${fn}\$" -fuzztime="$fuzztime" "./$pkg"
+		go test -run='^$' -fuzz="^${fn}\$" -fuzztime="$fuzztime" -fuzzminimizetime=1s "./$pkg"
 	done
 fi
 echo "== all tests passed"
