@@ -524,3 +524,27 @@ func TestErrorsFormat(t *testing.T) {
 		t.Errorf("Errors.Error() = %q, want %q", es.Error(), want)
 	}
 }
+
+// TestEnvSecretsStayVerbatim: an expanded value that YAML would read as null, a number or a boolean
+// reaches a string field exactly as the environment holds it.
+func TestEnvSecretsStayVerbatim(t *testing.T) {
+	for _, pw := range []string{"null", "~", "NULL", "true", "123", "0x1F", "1e3", "yes", "a: b", "#x"} {
+		env := func(k string) (string, bool) {
+			if k == "P" {
+				return pw, true
+			}
+			return "", false
+		}
+		y := "endpoints:\n  - name: e\n    path: /e\n    public_url: https://x/e\n    auth_tokens: [t]\n" +
+			"    basic_auth:\n      username: u\n      password: ${P}\n" +
+			"sinks:\n  - name: k\n    kafka: { brokers: [ 'a:1' ] }\ndead_letter: { sink: k, topic: d }\n"
+		c, err := Parse([]byte(y), env)
+		if err != nil {
+			t.Errorf("password %q: %v", pw, err)
+			continue
+		}
+		if got := c.Endpoints[0].BasicAuth.Password; got != pw {
+			t.Errorf("password %q became %q", pw, got)
+		}
+	}
+}

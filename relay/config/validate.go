@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,7 +22,8 @@ func (c *Config) validate() []error {
 		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
 	}
 	hostPort := func(path, v string) {
-		if _, _, err := net.SplitHostPort(v); err != nil {
+		_, port, err := net.SplitHostPort(v)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
 			bad(path, "%q is not host:port (write :8080 for every interface)", v)
 		}
 	}
@@ -36,6 +38,12 @@ func (c *Config) validate() []error {
 
 	if d := time.Duration(c.Limits.RequestDeadline); d <= 0 || d >= 5*time.Second {
 		bad("limits.request_deadline", "%s must be above 0 and below Twilio's 5s timeout", d)
+	}
+	for path, d := range map[string]relay.Duration{"limits.read_timeout": c.Limits.ReadTimeout,
+		"limits.idle_timeout": c.Limits.IdleTimeout, "limits.shutdown_timeout": c.Limits.ShutdownTimeout} {
+		if d < 0 {
+			bad(path, "must not be negative")
+		}
 	}
 	if c.Limits.MaxInFlight < 1 {
 		bad("limits.max_in_flight", "must be at least 1")
@@ -173,8 +181,11 @@ func (c *Config) compileRoutes(sinks map[string]bool) []error {
 				bad(tp+".sink", "%q names no sink", t.Sink)
 			}
 			topic, err := relay.ParseTemplate(t.Topic)
-			if err != nil || t.Topic == "" {
-				bad(tp+".topic", "a topic template is required (%v)", err)
+			switch {
+			case t.Topic == "":
+				bad(tp+".topic", "a topic template is required")
+			case err != nil:
+				bad(tp+".topic", "%v", err)
 			}
 			var key relay.Template
 			if t.Key != "" {

@@ -37,8 +37,13 @@ func expandEnv(n *yaml.Node, path string, env func(string) (string, bool), errs 
 			return
 		}
 		n.Value = v
-		if n.Style == 0 { // plain: let YAML resolve the expanded text (numbers, booleans)
-			n.Tag = ""
+		switch v {
+		case "", "~", "null", "Null", "NULL":
+			// Stays a string: a secret that reads "null" or "~" must not become empty.
+		default:
+			if n.Style == 0 { // plain: let YAML resolve the expanded text (numbers, booleans)
+				n.Tag = ""
+			}
 		}
 	}
 }

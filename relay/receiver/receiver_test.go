@@ -314,3 +314,57 @@ func TestWrongMethod(t *testing.T) {
 		t.Fatalf("GET on an endpoint: %d, want 405", a.status)
 	}
 }
+
+// TestShutdownFinishesInFlight: Shutdown stops intake but lets a request in progress finish and be
+// answered 200; new connections are refused.
+func TestShutdownFinishesInFlight(t *testing.T) {
+	p := &processor{hold: make(chan struct{})}
+	s, _ := newServer(t, p, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(ln) }()
+	req := signed(oneEvent)
+	u := "http://" + ln.Addr().String() + req.URL.RequestURI()
+	status := make(chan int, 1)
+	go func() {
+		r, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(oneEvent))
+		r.Header = req.Header
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			status <- 0
+			return
+		}
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	for {
+		p.mu.Lock()
+		n := len(p.batches)
+		p.mu.Unlock()
+		// The handler is inside Process (held) once the request has been read; wait a little for it.
+		if n == 0 {
+			time.Sleep(50 * time.Millisecond)
+			break
+		}
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) while a request was in flight", err)
+	default:
+	}
+	close(p.hold)
+	if st := <-status; st != 200 {
+		t.Fatalf("the in-flight request was answered %d, want 200", st)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Post("http://"+ln.Addr().String()+"/hook", "application/json", strings.NewReader(oneEvent)); err == nil {
+		t.Fatal("a new request was accepted after Shutdown")
+	}
+}
