@@ -96,7 +96,7 @@ func (p *Pipeline) writeDeadLetters(ctx context.Context, b *Batch, dls []pending
 	}
 	var errs []error
 	for i, err := range p.write(ctx, p.cfg.DeadLetter.Sink, dls) {
-		if err == nil {
+		if safe(err) {
 			continue
 		}
 		errs = append(errs, err)
@@ -115,15 +115,74 @@ func (p *Pipeline) writeDeadLetters(ctx context.Context, b *Batch, dls []pending
 
 // write writes ps to the named sink, retrying the messages that failed transiently with backoff until
 // they are acknowledged, fail permanently, or ctx leaves no time for another attempt. It returns one
-// final error per message.
+// final error per message. For a sink that spools, what is still failing when only the spool reserve of
+// the deadline is left goes to the spool (nil error once it is on disk), and while the spool holds
+// messages for the sink, new ones go straight behind them.
 func (p *Pipeline) write(ctx context.Context, name string, ps []pending) []error {
+	spool := p.spoolFor(name)
+	if spool == nil {
+		return p.attempt(ctx, name, ps)
+	}
+	if spool.Has(name) {
+		return p.spool(spool, name, ps, allIndexes(len(ps)), make([]error, len(ps)))
+	}
+	wctx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, dl.Add(-p.cfg.SpoolReserve))
+		defer cancel()
+	}
+	errs := p.attempt(wctx, name, ps)
+	var failed []int
+	for i, err := range errs {
+		if err != nil && !IsPermanent(err) {
+			failed = append(failed, i)
+		}
+	}
+	if len(failed) == 0 {
+		return errs
+	}
+	return p.spool(spool, name, ps, failed, errs)
+}
+
+// errSpooled is the outcome of a message the spool took: safe, but not delivered yet.
+var errSpooled = errors.New("spooled")
+
+// safe reports whether a write's outcome leaves the message safe: delivered or spooled.
+func safe(err error) bool { return err == nil || err == errSpooled }
+
+// spool appends the messages at idx to the spool and records the outcome in errs.
+func (p *Pipeline) spool(s Spool, name string, ps []pending, idx []int, errs []error) []error {
+	msgs := make([]Message, len(idx))
+	for j, i := range idx {
+		msgs[j] = ps[i].msg
+	}
+	err := s.Append(name, msgs)
+	if err != nil {
+		err = fmt.Errorf("spool: %w", err)
+	} else {
+		err = errSpooled
+	}
+	for _, i := range idx {
+		errs[i] = err
+	}
+	return errs
+}
+
+func allIndexes(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}
+
+// attempt is write without the spool.
+func (p *Pipeline) attempt(ctx context.Context, name string, ps []pending) []error {
 	sink := p.cfg.Sinks[name]
 	errs := make([]error, len(ps))
-	todo := make([]int, len(ps))
+	todo := allIndexes(len(ps))
 	msgs := make([]Message, 0, len(ps))
-	for i := range todo {
-		todo[i] = i
-	}
 	for attempt := 0; ; attempt++ {
 		msgs = msgs[:0]
 		for _, i := range todo {

@@ -8,6 +8,7 @@ type Observer interface {
 	EventReceived(endpoint, eventType string)
 	EventDuplicate(endpoint, eventType string)
 	EventDelivered(endpoint, eventType, sink string)
+	EventSpooled(endpoint, eventType, sink string)
 	EventDeadLettered(endpoint, eventType, reason string)
 	EventDropped(endpoint, eventType, reason string)
 	SinkWrite(sink string, messages int, took time.Duration, err error)
@@ -20,6 +21,7 @@ type NopObserver struct{}
 func (NopObserver) EventReceived(string, string)                {}
 func (NopObserver) EventDuplicate(string, string)               {}
 func (NopObserver) EventDelivered(string, string, string)       {}
+func (NopObserver) EventSpooled(string, string, string)         {}
 func (NopObserver) EventDeadLettered(string, string, string)    {}
 func (NopObserver) EventDropped(string, string, string)         {}
 func (NopObserver) SinkWrite(string, int, time.Duration, error) {}

@@ -43,6 +43,11 @@ type PipelineConfig struct {
 	Backoff    Backoff
 	Observer   Observer
 	Logger     *slog.Logger
+	// Spool, when set, stores what the sinks named in SpoolSinks could not take in time; SpoolReserve is
+	// the part of each request's deadline kept for writing to it.
+	Spool        Spool
+	SpoolSinks   map[string]bool
+	SpoolReserve time.Duration
 }
 
 // Pipeline takes the events of a request through dedupe, routing and delivery, and tells the caller
@@ -105,6 +110,8 @@ func (p *Pipeline) Process(ctx context.Context, b *Batch) (Outcome, error) {
 	for _, r := range p.writeAll(ctx, msgs) {
 		it := r.it
 		switch {
+		case r.err == errSpooled:
+			p.cfg.Observer.EventSpooled(b.Endpoint, it.ev.Type, r.sink)
 		case r.err == nil:
 			p.cfg.Observer.EventDelivered(b.Endpoint, it.ev.Type, r.sink)
 		case IsPermanent(r.err):

@@ -19,6 +19,7 @@ type Metrics struct {
 	received      *prometheus.CounterVec
 	duplicates    *prometheus.CounterVec
 	delivered     *prometheus.CounterVec
+	spooled       *prometheus.CounterVec
 	deadLettered  *prometheus.CounterVec
 	dropped       *prometheus.CounterVec
 	rejected      *prometheus.CounterVec
@@ -47,6 +48,7 @@ func New() *Metrics {
 		received:     counter("events_received_total", "Events decoded from verified requests.", "endpoint", "type"),
 		duplicates:   counter("events_duplicate_total", "Events answered as duplicates and not delivered again.", "endpoint", "type"),
 		delivered:    counter("events_delivered_total", "Events acknowledged by a sink.", "endpoint", "type", "sink"),
+		spooled:      counter("events_spooled_total", "Events a sink could not take in time, stored in the spool and answered 200.", "endpoint", "type", "sink"),
 		deadLettered: counter("events_dead_lettered_total", "Events or bodies sent to the dead-letter destination.", "endpoint", "type", "reason"),
 		dropped:      counter("events_dropped_total", "Events dropped by policy (no route with no_route: drop).", "endpoint", "type", "reason"),
 		rejected:     counter("requests_rejected_total", "Requests refused before decoding: signature, credentials, source, size.", "endpoint", "reason"),
@@ -66,6 +68,7 @@ func (m *Metrics) EventDuplicate(ep, typ string) { m.duplicates.WithLabelValues(
 func (m *Metrics) EventDelivered(ep, typ, sink string) {
 	m.delivered.WithLabelValues(ep, typ, sink).Inc()
 }
+func (m *Metrics) EventSpooled(ep, typ, sink string) { m.spooled.WithLabelValues(ep, typ, sink).Inc() }
 func (m *Metrics) EventDeadLettered(ep, typ, reason string) {
 	m.deadLettered.WithLabelValues(ep, typ, reason).Inc()
 }
