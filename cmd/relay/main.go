@@ -28,6 +28,7 @@ Usage:
   relay send    -url URL -token TOKEN [-file events.json | -sample NAME] [flags]
                                         sign events like Twilio and POST them (relay send -h)
   relay dev                             the relay with an in-memory Kafka, for a first look (not durable)
+  relay spool   [-config F] [-dir D]      what the durable spool holds (the relay must be stopped)
   relay version                         print the version
 `
 
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSend(ctx, args[1:], stdout, stderr)
 	case "dev":
 		return runDev(ctx, args[1:], stdout, stderr)
+	case "spool":
+		return runSpool(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "relay", version)
 		return nil

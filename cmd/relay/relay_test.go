@@ -49,6 +49,10 @@ routes:
     match: { types: [ "*" ] }
     to: [ { sink: kafka, topic: twilio.other } ]
 dead_letter: { sink: kafka, topic: twilio.deadletter }
+spool:
+  dir: "${SPOOL_DIR:-}"
+  max_bytes: "${SPOOL_MAX:-1GiB}"
+  sinks: [ "${SPOOL_SINKS:-}" ]
 `
 
 type harness struct {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay"
@@ -17,19 +19,23 @@ import (
 	"github.com/relaykit/twilio-relay/relay/kafka"
 	"github.com/relaykit/twilio-relay/relay/prometheus"
 	"github.com/relaykit/twilio-relay/relay/receiver"
+	"github.com/relaykit/twilio-relay/relay/spool"
 	"github.com/relaykit/twilio-relay/relay/twilio"
 )
 
 // Relay is the running program: every component, built from a configuration and wired together. Open
 // starts it; Close stops it in order.
 type Relay struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	sinks   map[string]relay.Sink
-	dedupe  *dedupe.Cache
-	server  *receiver.Server
-	admin   *admin.Handler
-	adminHS *http.Server
+	cfg      *config.Config
+	log      *slog.Logger
+	sinks    map[string]relay.Sink
+	dedupe   *dedupe.Cache
+	spool    *spool.Spool // nil when no sink spools
+	drainer  context.CancelFunc
+	server   *receiver.Server
+	admin    *admin.Handler
+	pipeline *relay.Pipeline
+	adminHS  *http.Server
 
 	// Addr and AdminAddr are the bound addresses once Open has returned.
 	Addr, AdminAddr string
@@ -59,7 +65,7 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		return nil, err
 	}
 	r.dedupe = dd
-	pipeline, err := relay.NewPipeline(relay.PipelineConfig{
+	pcfg := relay.PipelineConfig{
 		Router:     &cfg.Router,
 		Sinks:      r.sinks,
 		DeadLetter: relay.DeadLetterTarget{Sink: cfg.DeadLetter.Sink, Topic: cfg.DeadLetter.Topic},
@@ -68,10 +74,22 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		Backoff:    cfg.Backoff(),
 		Observer:   metrics,
 		Logger:     log,
-	})
+	}
+	if sinks := cfg.SpoolSinks(); len(sinks) > 0 {
+		names := slices.Sorted(maps.Keys(sinks))
+		sp, err := spool.Open(spool.Config{Dir: cfg.Spool.Dir, MaxBytes: int64(cfg.Spool.MaxBytes), Sinks: names, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		r.spool = sp
+		pcfg.Spool, pcfg.SpoolSinks, pcfg.SpoolReserve = sp, sinks, time.Duration(cfg.Spool.Reserve)
+		metrics.Registry.MustRegister(prometheus.NewSpoolCollector(sp.Stats, sp.Corrupt))
+	}
+	pipeline, err := relay.NewPipeline(pcfg)
 	if err != nil {
 		return nil, err
 	}
+	r.pipeline = pipeline
 	endpoints := make([]receiver.Endpoint, 0, len(cfg.Endpoints))
 	for _, ec := range cfg.Endpoints {
 		ep, err := endpoint(ec)
@@ -87,7 +105,11 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		ReadTimeout: time.Duration(cfg.Limits.ReadTimeout),
 		IdleTimeout: time.Duration(cfg.Limits.IdleTimeout),
 	}, pipeline, metrics, log)
-	r.admin = admin.New(admin.Config{Pingers: pingers, Registry: metrics.Registry, Pprof: cfg.Admin.Pprof})
+	acfg := admin.Config{Pingers: pingers, Registry: metrics.Registry, Pprof: cfg.Admin.Pprof}
+	if r.spool != nil {
+		acfg.Spool = r.spool.Stats
+	}
+	r.admin = admin.New(acfg)
 	return r, nil
 }
 
@@ -137,6 +159,11 @@ func (r *Relay) Open() error {
 		return fmt.Errorf("admin listen: %w", err)
 	}
 	r.Addr, r.AdminAddr = ln.Addr().String(), aln.Addr().String()
+	if r.spool != nil { // drain what a previous run left, and what this one stores
+		ctx, cancel := context.WithCancel(context.Background())
+		r.drainer = cancel
+		r.spool.Start(ctx, r.pipeline.Redeliver)
+	}
 	r.adminHS = &http.Server{Handler: r.admin, ReadHeaderTimeout: 5 * time.Second}
 	r.served = make(chan error, 2)
 	go func() { r.served <- r.server.Serve(ln) }()
@@ -161,12 +188,21 @@ func (r *Relay) Close(ctx context.Context) error {
 	if err := r.server.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("receiver: %w", err))
 	}
+	if r.spool != nil && r.drainer != nil {
+		r.drainer() // entries being drained stay in the spool unless their sink acknowledged them
+		r.spool.Wait()
+	}
 	for name, s := range r.sinks {
 		if err := s.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("sink %s: %w", name, err))
 		}
 	}
 	r.dedupe.Close()
+	if r.spool != nil {
+		if err := r.spool.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("spool: %w", err))
+		}
+	}
 	if r.adminHS != nil {
 		if err := r.adminHS.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("admin: %w", err))

@@ -25,6 +25,8 @@ type Config struct {
 	// Registry is served on /metrics.
 	Registry *prometheus.Registry
 	Pprof    bool
+	// Spool, when set, describes the spool on /spool.
+	Spool func() []relay.SpoolStat
 	// CheckEvery is how long a readiness verdict is reused; probes then cost the sinks nothing extra.
 	CheckEvery time.Duration
 }
@@ -50,6 +52,11 @@ func New(cfg Config) *Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	h.mux.HandleFunc("GET /readyz", h.ready)
+	if cfg.Spool != nil {
+		h.mux.HandleFunc("GET /spool", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]any{"sinks": cfg.Spool()})
+		})
+	}
 	if cfg.Registry != nil {
 		h.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
 	}

@@ -32,6 +32,7 @@ type Config struct {
 	// NoRoute is what happens to an event no route matches: "dead_letter" (default) or "drop".
 	NoRoute    string     `yaml:"no_route"`
 	DeadLetter DeadLetter `yaml:"dead_letter"`
+	Spool      Spool      `yaml:"spool"`
 
 	// Compiled forms, filled by Parse once everything is valid.
 	Router relay.Router `yaml:"-"`
@@ -86,7 +87,28 @@ type Endpoint struct {
 	// Data is "normalize" (default: data that arrives as a JSON-encoded string becomes JSON) or "keep".
 	Data         string `yaml:"data"`
 	RejectStatus int    `yaml:"reject_status"`
+	// Kind is "event-streams" (default: an Event Streams webhook sink posts JSON CloudEvents) or
+	// "classic" (form-encoded status callbacks and the Debugger webhook; see docs/twilio.md).
+	Kind string `yaml:"kind"`
+	// Twilio is what `relay twilio apply` creates at Twilio for an event-streams endpoint.
+	Twilio EndpointTwilio `yaml:"twilio"`
 }
+
+// EndpointTwilio describes the Event Streams sink and subscription `relay twilio apply` keeps for an
+// endpoint.
+type EndpointTwilio struct {
+	// BatchEvents is the sink's batch_events: several events per request (true, the default) or one.
+	BatchEvents *bool `yaml:"batch_events"`
+	// Types, when set, narrows the subscription to the event types matching one of these globs (and a
+	// route); by default the subscription holds every type a route matches.
+	Types []string `yaml:"types"`
+}
+
+// Endpoint kinds.
+const (
+	KindEventStreams = "event-streams"
+	KindClassic      = "classic"
+)
 
 // BasicAuth holds the credentials Twilio sends when the sink URL carries user:pass@.
 type BasicAuth struct {
@@ -138,6 +160,34 @@ type Target struct {
 type DeadLetter struct {
 	Sink  string `yaml:"sink"`
 	Topic string `yaml:"topic"`
+}
+
+// Spool configures the durable spool: where it lives, how much it may hold, and which sinks use it.
+type Spool struct {
+	// Dir holds the spool file; required when any sink spools.
+	Dir string `yaml:"dir"`
+	// MaxBytes bounds the spool; when full the relay answers 503 and Twilio keeps the events.
+	MaxBytes relay.ByteSize `yaml:"max_bytes"`
+	// Reserve is the end part of each request's deadline kept for writing to the spool.
+	Reserve relay.Duration `yaml:"reserve"`
+	// Sinks lists the sinks that spool, by name (entries may be comma-separated); "*" stands for every
+	// sink. Empty: no spool.
+	Sinks []string `yaml:"sinks"`
+}
+
+// SpoolSinks returns the set of sinks that spool.
+func (c *Config) SpoolSinks() map[string]bool {
+	out := map[string]bool{}
+	for _, n := range SplitList(c.Spool.Sinks) {
+		if n == "*" {
+			for _, s := range c.Sinks {
+				out[s.Name] = true
+			}
+			continue
+		}
+		out[n] = true
+	}
+	return out
 }
 
 // Errors is every problem found in a configuration.
@@ -229,9 +279,18 @@ func (c *Config) setDefaults() {
 		c.Dedupe.MaxIDs = 1_500_000
 	}
 	str(&c.NoRoute, "dead_letter")
+	if c.Spool.MaxBytes == 0 {
+		c.Spool.MaxBytes = 1 << 30
+	}
+	dur(&c.Spool.Reserve, 500*time.Millisecond)
 	for i := range c.Endpoints {
 		ep := &c.Endpoints[i]
 		str(&ep.Data, "normalize")
+		str(&ep.Kind, KindEventStreams)
+		if ep.Kind == KindEventStreams && ep.Twilio.BatchEvents == nil {
+			batch := true
+			ep.Twilio.BatchEvents = &batch
+		}
 		if ep.MaxBody == 0 {
 			ep.MaxBody = 1 << 20
 		}

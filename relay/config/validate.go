@@ -84,6 +84,21 @@ func (c *Config) validate() []error {
 		bad("dead_letter.topic", "a literal topic is required")
 	}
 	errs = append(errs, c.compileRoutes(sinks)...)
+	spooled := SplitList(c.Spool.Sinks)
+	for _, n := range spooled {
+		if n != "*" && !sinks[n] {
+			bad("spool.sinks", "%q names no sink", n)
+		}
+	}
+	if len(spooled) > 0 && c.Spool.Dir == "" {
+		bad("spool.dir", "required when spool.sinks is set")
+	}
+	if len(spooled) > 0 && c.Spool.MaxBytes < 1<<20 {
+		bad("spool.max_bytes", "must be at least 1MiB")
+	}
+	if len(spooled) > 0 && (c.Spool.Reserve <= 0 || c.Spool.Reserve >= c.Limits.RequestDeadline) {
+		bad("spool.reserve", "%s must be above 0 and below limits.request_deadline", time.Duration(c.Spool.Reserve))
+	}
 	return errs
 }
 
@@ -130,6 +145,10 @@ func (c *Config) validateEndpoints() []error {
 			bad(p+".max_body", "%d is outside 1KiB..64MiB", ep.MaxBody)
 		}
 		oneOf(bad, p+".data", ep.Data, "normalize", "keep")
+		oneOf(bad, p+".kind", ep.Kind, KindEventStreams, KindClassic)
+		if ep.Kind == KindClassic && (ep.Twilio.BatchEvents != nil || len(ep.Twilio.Types) > 0) {
+			bad(p+".twilio", "a classic endpoint has no Event Streams sink: set its URL as the statusCallback (or Debugger webhook) at Twilio instead")
+		}
 		if ep.RejectStatus < 400 || ep.RejectStatus > 599 {
 			bad(p+".reject_status", "%d is not a 4xx or 5xx status", ep.RejectStatus)
 		}

@@ -93,3 +93,46 @@ func (m *Metrics) Request(ep string, status int, took time.Duration) {
 }
 
 func (m *Metrics) Rejected(ep, reason string) { m.rejected.WithLabelValues(ep, reason).Inc() }
+
+// SpoolCollector exports the spool's state on every scrape.
+type SpoolCollector struct {
+	stats   func() []relay.SpoolStat
+	corrupt func() uint64
+}
+
+// NewSpoolCollector returns a collector reading stats and the count of damaged files and entries.
+func NewSpoolCollector(stats func() []relay.SpoolStat, corrupt func() uint64) *SpoolCollector {
+	return &SpoolCollector{stats: stats, corrupt: corrupt}
+}
+
+var (
+	descSpoolDepth   = prometheus.NewDesc("relay_spool_depth", "Messages waiting in the spool.", []string{"sink"}, nil)
+	descSpoolBytes   = prometheus.NewDesc("relay_spool_bytes", "Bytes the waiting messages take.", []string{"sink"}, nil)
+	descSpoolAge     = prometheus.NewDesc("relay_spool_oldest_age_seconds", "Age of the oldest waiting message (0 when empty).", []string{"sink"}, nil)
+	descSpoolStored  = prometheus.NewDesc("relay_spool_stored_total", "Messages stored in the spool since start.", []string{"sink"}, nil)
+	descSpoolDrained = prometheus.NewDesc("relay_spool_drained_total", "Messages delivered from the spool since start.", []string{"sink"}, nil)
+	descSpoolCorrupt = prometheus.NewDesc("relay_spool_corrupt_total", "Damaged spool files and entries set aside since start.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *SpoolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descSpoolDepth, descSpoolBytes, descSpoolAge, descSpoolStored, descSpoolDrained, descSpoolCorrupt} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *SpoolCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.stats() {
+		age := 0.0
+		if !st.Oldest.IsZero() {
+			age = time.Since(st.Oldest).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(descSpoolDepth, prometheus.GaugeValue, float64(st.Depth), st.Sink)
+		ch <- prometheus.MustNewConstMetric(descSpoolBytes, prometheus.GaugeValue, float64(st.Bytes), st.Sink)
+		ch <- prometheus.MustNewConstMetric(descSpoolAge, prometheus.GaugeValue, age, st.Sink)
+		ch <- prometheus.MustNewConstMetric(descSpoolStored, prometheus.CounterValue, float64(st.Spooled), st.Sink)
+		ch <- prometheus.MustNewConstMetric(descSpoolDrained, prometheus.CounterValue, float64(st.Drained), st.Sink)
+	}
+	ch <- prometheus.MustNewConstMetric(descSpoolCorrupt, prometheus.CounterValue, float64(c.corrupt()))
+}

@@ -52,7 +52,11 @@ func (r *recorder) deliver(_ context.Context, _ string, msgs []relay.Message) []
 	return errs
 }
 
-func (r *recorder) ids() []string { r.mu.Lock(); defer r.mu.Unlock(); return append([]string(nil), r.got...) }
+func (r *recorder) ids() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.got...)
+}
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -237,5 +241,32 @@ func TestInUse(t *testing.T) {
 	defer s.Close()
 	if _, err := Open(Config{Dir: dir, MaxBytes: 1 << 20, Sinks: []string{"kafka"}}); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second Open: %v, want an in-use error", err)
+	}
+}
+
+func TestInspect(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1<<20)
+	for i := range 4 {
+		if err := s.Append("kafka", []relay.Message{msg(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Inspect(dir, 2); !errors.Is(err, ErrInUse) {
+		t.Fatalf("Inspect while open: %v, want ErrInUse", err)
+	}
+	s.Close()
+	r, err := Inspect(dir, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kafka relay.SpoolStat
+	for _, st := range r.Sinks {
+		if st.Sink == "kafka" {
+			kafka = st
+		}
+	}
+	if kafka.Depth != 4 || kafka.Oldest.IsZero() || len(r.Samples["kafka"]) != 2 || r.Samples["kafka"][0].ID != "0" {
+		t.Fatalf("report %+v", r)
 	}
 }
