@@ -29,6 +29,8 @@ Usage:
                                         sign events like Twilio and POST them (relay send -h)
   relay dev                             the relay with an in-memory Kafka, for a first look (not durable)
   relay spool   [-config F] [-dir D]      what the durable spool holds (the relay must be stopped)
+  relay dlq replay [-config F] [-file F] [-reason R] [-endpoint E] [-dry-run]
+                                        send dead letters through the routes again, after a fix
   relay version                         print the version
 `
 
@@ -59,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDev(ctx, args[1:], stdout, stderr)
 	case "spool":
 		return runSpool(args[1:], stdout, stderr)
+	case "dlq":
+		return runDLQ(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "relay", version)
 		return nil

@@ -46,7 +46,7 @@ routes:
     match: { types: [ "com.twilio.messaging.*" ] }
     to: [ { sink: kafka, topic: twilio.messaging } ]
   - name: everything-else
-    match: { types: [ "*" ] }
+    match: { types: [ "${OTHER_TYPES:-*}" ] }
     to: [ { sink: kafka, topic: twilio.other } ]
 dead_letter: { sink: kafka, topic: twilio.deadletter }
 spool:

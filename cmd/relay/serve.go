@@ -16,6 +16,7 @@ import (
 	"github.com/relaykit/twilio-relay/relay/admin"
 	"github.com/relaykit/twilio-relay/relay/config"
 	"github.com/relaykit/twilio-relay/relay/dedupe"
+	"github.com/relaykit/twilio-relay/relay/filesink"
 	"github.com/relaykit/twilio-relay/relay/kafka"
 	"github.com/relaykit/twilio-relay/relay/prometheus"
 	"github.com/relaykit/twilio-relay/relay/receiver"
@@ -57,6 +58,12 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 			}
 			r.sinks[sc.Name], pingers[sc.Name] = s, s
 			kafkaSinks = append(kafkaSinks, s)
+		case sc.File != nil:
+			s, err := filesink.New(sc.Name, *sc.File)
+			if err != nil {
+				return nil, err
+			}
+			r.sinks[sc.Name], pingers[sc.Name] = s, s
 		}
 	}
 	metrics.Registry.MustRegister(kafka.NewCollector(kafkaSinks...))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/filesink"
 	"github.com/relaykit/twilio-relay/relay/kafka"
 	"go.yaml.in/yaml/v3"
 )
@@ -118,8 +119,9 @@ type BasicAuth struct {
 
 // Sink is one named destination; exactly one kind is set.
 type Sink struct {
-	Name  string        `yaml:"name"`
-	Kafka *kafka.Config `yaml:"kafka"`
+	Name  string           `yaml:"name"`
+	Kafka *kafka.Config    `yaml:"kafka"`
+	File  *filesink.Config `yaml:"file"`
 }
 
 // Route is one routing rule.

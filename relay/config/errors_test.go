@@ -47,7 +47,7 @@ func errorCases(t testing.TB) []errorCase {
 		{name: "unknown top-level key", yaml: unknownTop, want: []string{
 			"tracing " + line(unknownTop, "tracing:") + ": unknown field; known fields here: admin, dead_letter, dedupe, endpoints, limits, listen, log, no_route, retry, routes, sinks"}, n: 1},
 		{name: "unknown endpoint key", yaml: unknownEndpoint, want: []string{
-			"endpoints[0].token " + line(unknownEndpoint, "token:") + ": unknown field; known fields here: allowed_cidrs, auth_tokens, basic_auth, client_ip_header, data, max_body, name, path, public_url, reject_status, trusted_proxies"}, n: 1},
+			"endpoints[0].token " + line(unknownEndpoint, "token:") + ": unknown field; known fields here: allowed_cidrs, auth_tokens, basic_auth, client_ip_header, data, kind, max_body, name, path, public_url, reject_status, trusted_proxies, twilio"}, n: 1},
 		{name: "unknown kafka keys", yaml: unknownKafka, want: []string{
 			"sinks[0].kafka.broker " + line(unknownKafka, "broker:") + ": unknown field",
 			"sinks[0].kafka.tls.enable " + line(unknownKafka, "enable:") + ": unknown field; known fields here: ca_file, cert_file, enabled, insecure_skip_verify, key_file, server_name"}, n: 2},
@@ -121,10 +121,10 @@ sinks:`), want: []string{`endpoints[1].name: "events" is used twice`, `endpoints
 		// Sinks.
 		{name: "sink with no kind", yaml: with(t, `    kafka:
       brokers: ["127.0.0.1:9092"]
-`, ""), want: []string{"sinks[0]: no sink kind is set (kafka)"}, n: 1},
+`, ""), want: []string{"sinks[0]: set exactly one sink kind (kafka, file); 0 are set"}, n: 1},
 		{name: "sink kind null", yaml: with(t, `    kafka:
       brokers: ["127.0.0.1:9092"]
-`, "    kafka:\n"), want: []string{"sinks[0]: no sink kind is set"}, n: 1},
+`, "    kafka:\n"), want: []string{"sinks[0]: set exactly one sink kind"}, n: 1},
 		{name: "sink name invalid", yaml: with(t, "- name: kafka", "- name: \"\"", "      - sink: kafka", "      - sink: \"\"", "  sink: kafka\n  topic: twilio.deadletter", "  sink: \"\"\n  topic: twilio.deadletter"), want: []string{`sinks[0].name: "" must be 1-63 letters`}, n: 1},
 		{name: "duplicate sink names", yaml: with(t, "routes:", "  - name: kafka\n    kafka: {brokers: [\"h:1\"]}\nroutes:"), want: []string{`sinks[1].name: "kafka" is used twice`}, n: 1},
 		{name: "no sinks", yaml: "endpoints:\n  - {name: e, path: /e, public_url: \"https://x/e\", auth_tokens: [t]}\n", want: []string{

@@ -13,6 +13,9 @@ import (
 	"github.com/relaykit/twilio-relay/relay"
 )
 
+// sinkKinds lists the sink kinds, for messages.
+const sinkKinds = "kafka, file"
+
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
 
 // validate checks everything and compiles the routes; it returns every problem found.
@@ -69,12 +72,21 @@ func (c *Config) validate() []error {
 	for i, s := range c.Sinks {
 		p := fmt.Sprintf("sinks[%d]", i)
 		checkName(bad, p+".name", s.Name, sinks)
-		if s.Kafka == nil {
-			bad(p, "no sink kind is set (kafka)")
-			continue
+		kinds := 0
+		if s.Kafka != nil {
+			kinds++
+			for _, e := range s.Kafka.Validate() {
+				bad(p+".kafka", "%v", e)
+			}
 		}
-		for _, e := range s.Kafka.Validate() {
-			bad(p+".kafka", "%v", e)
+		if s.File != nil {
+			kinds++
+			for _, e := range s.File.Validate() {
+				bad(p+".file", "%v", e)
+			}
+		}
+		if kinds != 1 {
+			bad(p, "set exactly one sink kind (%s); %d are set", sinkKinds, kinds)
 		}
 	}
 	if !sinks[c.DeadLetter.Sink] {

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/config"
+	"github.com/relaykit/twilio-relay/relay/filesink"
+	"github.com/relaykit/twilio-relay/relay/kafka"
+	"github.com/relaykit/twilio-relay/relay/twilio"
+)
+
+// deadLetter is a dead-letter record as read back: what it holds and why it is there.
+type deadLetter struct {
+	Endpoint, Reason, OriginalID string
+	Raw                          []byte
+}
+
+// runDLQ implements `relay dlq replay`: it reads the dead-letter destination (or a file sink's file) and
+// sends each record's original bytes through decoding, dedupe, the routes and the sinks again, as if
+// they had just arrived on their endpoint (they were verified when they first arrived).
+func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "replay" {
+		return fmt.Errorf("usage: relay dlq replay [-config F] [-file F] [-reason R,…] [-endpoint E] [-dry-run]")
+	}
+	fs := flag.NewFlagSet("dlq replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	file := fs.String("file", "", "read this file sink's file instead of the configured dead-letter destination")
+	reasons := fs.String("reason", "", "replay only these reasons (comma-separated: malformed_body, invalid_event, no_route, route_error, sink_rejected)")
+	endpoint := fs.String("endpoint", "", "replay only dead letters of this endpoint")
+	dry := fs.Bool("dry-run", false, "list what would be replayed, send nothing")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *path, err)
+	}
+	want := config.SplitList([]string{*reasons})
+	var dls []deadLetter
+	keep := func(d deadLetter, ok bool) {
+		if ok && (len(want) == 0 || slices.Contains(want, d.Reason)) && (*endpoint == "" || d.Endpoint == *endpoint) {
+			dls = append(dls, d)
+		}
+	}
+	if err := readDeadLetters(ctx, cfg, *file, keep); err != nil {
+		return err
+	}
+	if *dry {
+		for _, d := range dls {
+			fmt.Fprintf(stdout, "%s\t%s\t%s\t%d bytes\n", d.Endpoint, d.Reason, d.OriginalID, len(d.Raw))
+		}
+		fmt.Fprintf(stdout, "%d dead letters would be replayed\n", len(dls))
+		return nil
+	}
+	return replay(ctx, cfg, dls, stdout, stderr)
+}
+
+// readDeadLetters reads every record of the dead-letter destination, or of file.
+func readDeadLetters(ctx context.Context, cfg *config.Config, file string, keep func(deadLetter, bool)) error {
+	if file == "" {
+		for _, s := range cfg.Sinks {
+			switch {
+			case s.Name != cfg.DeadLetter.Sink:
+			case s.File != nil:
+				file = s.File.Path
+			case s.Kafka != nil:
+				return kafka.ReadTopic(ctx, *s.Kafka, cfg.DeadLetter.Topic, func(m kafkago.Message) error {
+					keep(fromKafka(m))
+					return nil
+				})
+			}
+		}
+	}
+	if file == "" {
+		return errors.New("the dead-letter sink is neither Kafka nor a file: give -file")
+	}
+	return filesink.Read(file, func(_ int, l filesink.Line) error {
+		keep(fromCloudEvent(l.Event))
+		return nil
+	})
+}
+
+func fromKafka(m kafkago.Message) (deadLetter, bool) {
+	h := map[string]string{}
+	for _, x := range m.Headers {
+		h[x.Key] = string(x.Value)
+	}
+	if h["content-type"] == "application/cloudevents+json" {
+		return fromCloudEvent(m.Value)
+	}
+	return deadLetter{Endpoint: h["ce_endpoint"], Reason: h["ce_deadletterreason"], OriginalID: h["ce_originalid"], Raw: m.Value},
+		h["ce_type"] == relay.DeadLetterType
+}
+
+func fromCloudEvent(b []byte) (deadLetter, bool) {
+	var ce struct {
+		Type       string          `json:"type"`
+		Endpoint   string          `json:"endpoint"`
+		Reason     string          `json:"deadletterreason"`
+		OriginalID string          `json:"originalid"`
+		Data       json.RawMessage `json:"data"`
+		DataBase64 string          `json:"data_base64"`
+	}
+	if json.Unmarshal(b, &ce) != nil || ce.Type != relay.DeadLetterType {
+		return deadLetter{}, false
+	}
+	raw := []byte(ce.Data)
+	if ce.DataBase64 != "" {
+		var err error
+		if raw, err = base64.StdEncoding.DecodeString(ce.DataBase64); err != nil {
+			return deadLetter{}, false
+		}
+	}
+	return deadLetter{Endpoint: ce.Endpoint, Reason: ce.Reason, OriginalID: ce.OriginalID, Raw: raw}, true
+}
+
+// replay sends the dead letters through a pipeline built from cfg, without listeners and without the
+// spool (a running relay may hold it).
+func replay(ctx context.Context, cfg *config.Config, dls []deadLetter, stdout, stderr io.Writer) error {
+	c := *cfg
+	c.Spool.Sinks = nil
+	r, err := NewRelay(&c, newLogger(c.Log, stderr))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = r.Close(cctx)
+	}()
+	opts := map[string]twilio.DecodeOptions{}
+	for _, e := range cfg.Endpoints {
+		opts[e.Name] = twilio.DecodeOptions{KeepDataString: e.Data == "keep"}
+	}
+	var total relay.Outcome
+	failed := 0
+	for _, d := range dls {
+		o, ok := opts[d.Endpoint]
+		if !ok {
+			failed++
+			fmt.Fprintf(stderr, "dlq: %s: endpoint %q is not in the configuration\n", d.OriginalID, d.Endpoint)
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		out, err := r.pipeline.Process(pctx, twilio.Decode(d.Endpoint, d.Raw, time.Now(), o))
+		cancel()
+		if err != nil {
+			failed++
+			r.log.LogAttrs(ctx, slog.LevelError, "replay failed", slog.String("original_id", d.OriginalID), slog.Any("error", err))
+			continue
+		}
+		total.Delivered += out.Delivered
+		total.Duplicates += out.Duplicates
+		total.DeadLettered += out.DeadLettered
+		total.Dropped += out.Dropped
+	}
+	fmt.Fprintf(stdout, "replayed %d dead letters: %d events delivered, %d dead-lettered again, %d dropped, %d duplicates, %d failed\n",
+		len(dls), total.Delivered, total.DeadLettered, total.Dropped, total.Duplicates, failed)
+	if failed > 0 {
+		return fmt.Errorf("%d dead letters could not be replayed (see the log)", failed)
+	}
+	return nil
+}

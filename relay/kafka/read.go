@@ -1,0 +1,84 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+)
+
+// ReadTopic calls fn for every record of topic, partition by partition, from the first offset to the end
+// offset each partition has when ReadTopic reaches it: records written meanwhile are not read. It uses the
+// sink configuration's brokers, TLS and SASL. `relay dlq replay` reads the dead-letter topic with it.
+func ReadTopic(ctx context.Context, cfg Config, topic string, fn func(kafkago.Message) error) error {
+	cfg = cfg.Defaults()
+	tlsCfg, err := cfg.TLS.tlsConfig()
+	if err != nil {
+		return err
+	}
+	mech, err := cfg.SASL.mechanism()
+	if err != nil {
+		return err
+	}
+	d := &kafkago.Dialer{Timeout: time.Duration(cfg.DialTimeout), ClientID: cfg.ClientID, TLS: tlsCfg, SASLMechanism: mech, DualStack: true}
+	var conn *kafkago.Conn
+	for _, b := range cfg.BrokerList() {
+		if conn, err = d.DialContext(ctx, "tcp", b); err == nil {
+			break
+		}
+	}
+	if conn == nil {
+		return fmt.Errorf("kafka: no broker answered: %w", err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		return fmt.Errorf("kafka: partitions of %s: %w", topic, err)
+	}
+	for _, p := range parts {
+		if err := readPartition(ctx, d, cfg.BrokerList()[0], topic, p.ID, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readPartition(ctx context.Context, d *kafkago.Dialer, broker, topic string, partition int, fn func(kafkago.Message) error) error {
+	pc, err := d.DialLeader(ctx, "tcp", broker, topic, partition)
+	if err != nil {
+		return fmt.Errorf("kafka: leader of %s/%d: %w", topic, partition, err)
+	}
+	defer pc.Close()
+	first, last, err := pc.ReadOffsets()
+	if err != nil {
+		return fmt.Errorf("kafka: offsets of %s/%d: %w", topic, partition, err)
+	}
+	if _, err := pc.Seek(first, kafkago.SeekAbsolute); err != nil {
+		return err
+	}
+	for off := first; off < last; {
+		if dl, ok := ctx.Deadline(); ok {
+			_ = pc.SetReadDeadline(dl)
+		} else {
+			_ = pc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		}
+		batch := pc.ReadBatch(1, 16<<20)
+		for off < last {
+			m, err := batch.ReadMessage()
+			if err != nil {
+				break
+			}
+			off = m.Offset + 1
+			if err := fn(m); err != nil {
+				batch.Close()
+				return err
+			}
+		}
+		if err := batch.Close(); err != nil && off < last && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("kafka: read %s/%d at %d: %w", topic, partition, off, err)
+		}
+	}
+	return nil
+}
