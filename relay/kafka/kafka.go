@@ -20,6 +20,8 @@ import (
 type Sink struct {
 	name       string
 	w          *kafkago.Writer
+	single     *kafkago.Writer // batches of one message: finds the one a refused batch was refused for
+	transport  *kafkago.Transport
 	client     *kafkago.Client
 	brokers    []string
 	structured bool
@@ -57,30 +59,36 @@ func New(name string, cfg Config, logger *slog.Logger) (*Sink, error) {
 	}
 	brokers := cfg.BrokerList()
 	log := logger.With(slog.String("sink", name))
-	w := &kafkago.Writer{
-		Addr: kafkago.TCP(brokers...),
-		// Kafka's default partitioner: the same key lands on the same partition as with Java clients.
-		Balancer:     &kafkago.Murmur2Balancer{},
-		RequiredAcks: acks,
-		Compression:  codec,
-		BatchTimeout: time.Duration(cfg.BatchTimeout),
-		BatchSize:    cfg.BatchSize,
-		BatchBytes:   int64(cfg.MaxMessageBytes),
-		WriteTimeout: time.Duration(cfg.WriteTimeout),
-		ReadTimeout:  time.Duration(cfg.WriteTimeout),
-		// One attempt per call: the pipeline retries with its own backoff inside the request deadline,
-		// so a batch the caller gave up on is not retried behind its back for long.
-		MaxAttempts:            1,
-		AllowAutoTopicCreation: cfg.AllowAutoTopicCreation,
-		Transport:              transport,
-		// Each failed attempt: debug only, since the pipeline logs every request that fails for good.
-		ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
-			log.Debug("kafka writer: " + fmt.Sprintf(msg, args...))
-		}),
+	newWriter := func(batchSize int) *kafkago.Writer {
+		return &kafkago.Writer{
+			Addr: kafkago.TCP(brokers...),
+			// Kafka's default partitioner: the same key lands on the same partition as with Java clients.
+			Balancer:     &kafkago.Murmur2Balancer{},
+			RequiredAcks: acks,
+			Compression:  codec,
+			BatchTimeout: time.Duration(cfg.BatchTimeout),
+			BatchSize:    batchSize,
+			BatchBytes:   int64(cfg.MaxMessageBytes),
+			WriteTimeout: time.Duration(cfg.WriteTimeout),
+			ReadTimeout:  time.Duration(cfg.WriteTimeout),
+			// One attempt per call: the pipeline retries with its own backoff inside the request deadline,
+			// so a batch the caller gave up on is not retried behind its back for long.
+			MaxAttempts:            1,
+			AllowAutoTopicCreation: cfg.AllowAutoTopicCreation,
+			Transport:              transport,
+			// Each failed attempt: debug only, since the pipeline logs every request that fails for good.
+			ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
+				log.Debug("kafka writer: " + fmt.Sprintf(msg, args...))
+			}),
+		}
 	}
+	w := newWriter(cfg.BatchSize)
+
 	return &Sink{
 		name:       name,
 		w:          w,
+		single:     newWriter(1),
+		transport:  transport,
 		client:     &kafkago.Client{Addr: w.Addr, Transport: transport, Timeout: time.Duration(cfg.DialTimeout)},
 		brokers:    brokers,
 		structured: cfg.Mode == "structured",
@@ -148,24 +156,28 @@ func (s *Sink) writeTopic(ctx context.Context, kms []kafkago.Message, idx []int,
 		return
 	}
 	var we kafkago.WriteErrors
-	var tooLarge kafkago.MessageTooLargeError
+	perMessage := errors.As(err, &we) && len(we) == len(batch)
 	for j, i := range idx {
 		e := err
-		switch {
-		case errors.As(err, &we) && len(we) == len(batch):
+		if perMessage {
 			e = we[j]
-		case errors.As(err, &tooLarge):
-			e = fmt.Errorf("not written: another message in the call was too large")
-			if sameMessage(&tooLarge.Message, &batch[j]) {
-				e = relay.Permanent(tooLarge)
+		}
+		if tooLarge(e) {
+			// kafka-go puts the messages of one partition in one record batch, across concurrent
+			// calls, and the broker refuses the whole batch: write this one alone to learn whether it
+			// is the one that does not fit.
+			e = s.single.WriteMessages(ctx, kms[i])
+			if one, ok := e.(kafkago.WriteErrors); ok && len(one) == 1 {
+				e = one[0]
 			}
 		}
 		errs[i] = classify(kms[i].Topic, e)
 	}
 }
 
-func sameMessage(a, b *kafkago.Message) bool {
-	return len(a.Value) == len(b.Value) && (len(a.Value) == 0 || &a.Value[0] == &b.Value[0])
+func tooLarge(err error) bool {
+	var kerr kafkago.Error
+	return errors.As(err, &kerr) && kerr == kafkago.MessageSizeTooLarge
 }
 
 // classify wraps err with the operation and marks the errors no retry can mend as permanent.
@@ -206,7 +218,12 @@ func (s *Sink) Stats() kafkago.WriterStats { return s.w.Stats() }
 // Close flushes pending writes and closes the writer. ctx bounds the wait.
 func (s *Sink) Close(ctx context.Context) error {
 	done := make(chan error, 1)
-	go func() { done <- s.w.Close() }()
+	go func() {
+		err := errors.Join(s.w.Close(), s.single.Close())
+		// The writers close only transports they made; this one is the sink's.
+		s.transport.CloseIdleConnections()
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		return err

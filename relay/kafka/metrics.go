@@ -21,7 +21,7 @@ func NewCollector(sinks ...*Sink) *Collector {
 
 var (
 	descWrites   = prometheus.NewDesc("relay_kafka_writes_total", "Produce requests sent by the kafka-go writer.", []string{"sink"}, nil)
-	descMessages = prometheus.NewDesc("relay_kafka_messages_total", "Messages written by the kafka-go writer.", []string{"sink"}, nil)
+	descMessages = prometheus.NewDesc("relay_kafka_messages_total", "Messages the kafka-go writer sent, acknowledged or not (see relay_events_delivered_total for acknowledged events).", []string{"sink"}, nil)
 	descBytes    = prometheus.NewDesc("relay_kafka_bytes_total", "Bytes written by the kafka-go writer.", []string{"sink"}, nil)
 	descErrors   = prometheus.NewDesc("relay_kafka_errors_total", "Errors seen by the kafka-go writer.", []string{"sink"}, nil)
 	descBatchAvg = prometheus.NewDesc("relay_kafka_batch_size_avg", "Average messages per batch since the last scrape.", []string{"sink"}, nil)

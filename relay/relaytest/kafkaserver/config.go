@@ -15,11 +15,18 @@ import (
 
 // setup picks ports and writes server.properties and log4j2.properties.
 func (s *Server) setup(cfg config) error {
-	ports, err := freePorts(2)
+	nports := 2
+	if s.sasl != nil {
+		nports = 3
+	}
+	ports, err := freePorts(nports)
 	if err != nil {
 		return err
 	}
 	s.port, s.ctrlPort = ports[0], ports[1]
+	if s.sasl != nil {
+		s.saslPort = ports[2]
+	}
 	for _, d := range []string{"data", "logs"} {
 		if err := os.RemoveAll(filepath.Join(s.dir, d)); err != nil {
 			return err
@@ -54,7 +61,7 @@ func (s *Server) setup(cfg config) error {
 	for k, v := range cfg.props {
 		props[k] = v
 	}
-	for k, v := range map[string]string{ // managed keys always win
+	managed := map[string]string{ // managed keys always win
 		"process.roles":                  "broker,controller",
 		"node.id":                        strconv.Itoa(nodeID),
 		"controller.quorum.voters":       strconv.Itoa(nodeID) + "@" + s.ControllerAddr(),
@@ -64,7 +71,9 @@ func (s *Server) setup(cfg config) error {
 		"inter.broker.listener.name":     "PLAINTEXT",
 		"listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
 		"log.dirs":                       filepath.Join(s.dir, "data"),
-	} {
+	}
+	s.sasl.addProps(managed, s.SASLAddr())
+	for k, v := range managed {
 		props[k] = v
 	}
 	s.props = props
@@ -115,7 +124,7 @@ var formatted struct {
 func (s *Server) prepareData() error {
 	key := s.libsDir + "\x00" + formatProps(s.props, map[string]bool{
 		"controller.quorum.voters": true, "listeners": true, "advertised.listeners": true, "log.dirs": true,
-	})
+	}) + "\x00" + strings.Join(s.sasl.formatArgs(), "\x00") // SCRAM users live only in the formatted storage
 	data := filepath.Join(s.dir, "data")
 
 	formatted.mu.Lock()
@@ -192,7 +201,8 @@ func (s *Server) format() error {
 	if err != nil {
 		return err
 	}
-	cmd := s.javaCmd(s.cdsUseArgs(), "kafka.tools.StorageTool", "format", "-t", id, "-c", s.path("server.properties"))
+	args := append([]string{"format", "-t", id, "-c", s.path("server.properties")}, s.sasl.formatArgs()...)
+	cmd := s.javaCmd(s.cdsUseArgs(), "kafka.tools.StorageTool", args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

@@ -9,6 +9,9 @@
 //	srv.CreateTopic(t, "events", 3)
 //	// ... use srv.Addr() as the bootstrap address
 //
+// WithSASL(User{Name: "alice", Password: "secret"}) adds a SASL_PLAINTEXT listener (SASLAddr) with
+// PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; CreateTopicWithConfig sets topic configuration.
+//
 // The broker listens on free 127.0.0.1 ports, keeps its data under t.TempDir() and is killed
 // in t.Cleanup. The JVM runs in its own process group and gets SIGKILL if the test binary dies.
 //
@@ -16,9 +19,9 @@
 // loaded, so the first consumer-group join does not hit "Group Coordinator Not Available"
 // (which kafka-go answers with a 5s JoinGroupBackoff).
 //
-// Startup speed: the storage format (a separate JVM run) is done once per test binary and
-// reused with fresh cluster/directory ids; and the first broker started against a libs dir
-// records a JVM class-data-sharing archive (libsDir/.cds/*.jsa, ~50 MB) when it stops
+// Startup speed: the storage format (a separate JVM run) is done once per test binary (and per
+// WithSASL user set) and reused with fresh cluster/directory ids; and the first broker started
+// against a libs dir records a JVM class-data-sharing archive (libsDir/.cds/*.jsa, ~50 MB) when it stops
 // gracefully, which later JVMs load. RELAY_KAFKA_CDS=0 disables the archive.
 package kafkaserver
 
@@ -84,6 +87,7 @@ type Option func(*config)
 
 type config struct {
 	props map[string]string
+	sasl  *saslConfig // nil: no SASL listener (see WithSASL)
 }
 
 // WithProperty sets (or overrides) one server.properties entry. Node id, roles, listeners,
@@ -98,6 +102,8 @@ type Server struct {
 	dir      string // root temp dir: configs, logs/, data/
 	port     int
 	ctrlPort int
+	saslPort int         // 0 without WithSASL
+	sasl     *saslConfig // nil without WithSASL
 	props    map[string]string
 
 	mu   sync.Mutex
@@ -120,7 +126,10 @@ func Start(t testing.TB, libsDir string, opts ...Option) *Server {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &Server{libsDir: libsDir, dir: t.TempDir()}
+	if err := cfg.sasl.validate(); err != nil {
+		t.Fatalf("kafkaserver: %v", err)
+	}
+	s := &Server{libsDir: libsDir, dir: t.TempDir(), sasl: cfg.sasl}
 	t.Cleanup(s.cleanup)
 
 	// Free ports are found by binding :0 and closing; another process may take one in between,
@@ -193,24 +202,43 @@ func (s *Server) Restart(t testing.TB) {
 	t.Logf("kafkaserver: broker %s restarted, ready in %v", s.Addr(), time.Since(begin).Round(time.Millisecond))
 }
 
-// CreateTopic creates a topic with replication factor 1 and waits until every partition has a leader.
+// CreateTopic creates a topic with replication factor 1 and waits until every partition has a leader
+// and is online (a produce to it would not get NOT_LEADER_OR_FOLLOWER).
 func (s *Server) CreateTopic(t testing.TB, name string, partitions int) {
+	t.Helper()
+	s.CreateTopicWithConfig(t, name, partitions, nil)
+}
+
+// CreateTopicWithConfig is CreateTopic with topic-level configuration entries, such as
+// {"max.message.bytes": "2048"}.
+func (s *Server) CreateTopicWithConfig(t testing.TB, name string, partitions int, configs map[string]string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client, done := s.client(10 * time.Second)
 	defer done()
 
-	res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic:             name,
-		NumPartitions:     partitions,
-		ReplicationFactor: 1,
-	}}})
-	if err != nil {
-		t.Fatalf("kafkaserver: create topic %q: %v", name, err)
+	entries := make([]kafka.ConfigEntry, 0, len(configs))
+	for k, v := range configs {
+		entries = append(entries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
 	}
-	if err := res.Errors[name]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		t.Fatalf("kafkaserver: create topic %q: %v", name, err)
+	for {
+		res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+			Topic:             name,
+			NumPartitions:     partitions,
+			ReplicationFactor: 1,
+			ConfigEntries:     entries,
+		}}})
+		if err == nil {
+			err = res.Errors[name]
+		}
+		if err == nil || errors.Is(err, kafka.TopicAlreadyExists) {
+			break
+		}
+		if !retriableCreate(err) || ctx.Err() != nil {
+			t.Fatalf("kafkaserver: create topic %q: %v", name, err)
+		}
+		sleep(ctx, 100*time.Millisecond)
 	}
 
 	var last string
@@ -228,14 +256,52 @@ func (s *Server) CreateTopic(t testing.TB, name string, partitions int) {
 					ready = false
 				}
 			}
-			if ready {
+			if !ready {
+				last = fmt.Sprintf("partitions not ready: %+v", md.Topics[0].Partitions)
+				break
+			}
+			// The metadata cache names the leader a moment before the partition is online in the
+			// replica manager; until then a produce gets NOT_LEADER_OR_FOLLOWER. ListOffsets takes
+			// the same path as a produce.
+			if last = s.partitionsOnline(ctx, client, name, partitions); last == "" {
 				return
 			}
-			last = fmt.Sprintf("partitions not ready: %+v", md.Topics[0].Partitions)
 		}
 		sleep(ctx, 50*time.Millisecond)
 	}
-	t.Fatalf("kafkaserver: topic %q has no leader after 30s: %s", name, last)
+	t.Fatalf("kafkaserver: topic %q not ready after 30s: %s", name, last)
+}
+
+// retriableCreate reports whether a CreateTopics failure may pass: a network error, or the broker
+// briefly fenced when a loaded machine delays its heartbeats (BROKER_NOT_AVAILABLE, or
+// INVALID_REPLICATION_FACTOR since no broker is unfenced to hold the single replica).
+func retriableCreate(err error) bool {
+	var kerr kafka.Error
+	if !errors.As(err, &kerr) {
+		return true
+	}
+	return kerr.Temporary() || kerr == kafka.BrokerNotAvailable || kerr == kafka.InvalidReplicationFactor
+}
+
+// partitionsOnline returns "" when every partition of topic answers ListOffsets, else why not.
+func (s *Server) partitionsOnline(ctx context.Context, client *kafka.Client, topic string, partitions int) string {
+	reqs := make([]kafka.OffsetRequest, partitions)
+	for p := range reqs {
+		reqs[p] = kafka.LastOffsetOf(p)
+	}
+	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return "list offsets: " + err.Error()
+	}
+	if len(res.Topics[topic]) != partitions {
+		return fmt.Sprintf("list offsets: %+v", res.Topics)
+	}
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			return fmt.Sprintf("list offsets of partition %d: %v", p.Partition, p.Error)
+		}
+	}
+	return ""
 }
 
 // client returns a kafka-go client with its own transport (no pooled connections shared with

@@ -1,0 +1,133 @@
+package kafka_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/kafka"
+	"github.com/relaykit/twilio-relay/relay/relaytest/conformance"
+	"github.com/relaykit/twilio-relay/relay/relaytest/kafkaserver"
+)
+
+// TestConformance runs the sink conformance suite against a real broker, in both binding modes.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	srv := kafkaserver.Start(t, kafkaserver.LibsFromEnv(t))
+	r := &conformanceReader{srv: srv}
+	for _, mode := range []string{"binary", "structured"} {
+		t.Run(mode, func(t *testing.T) {
+			conformance.Run(t, func(t *testing.T) (relay.Sink, conformance.Reader) {
+				s, err := kafka.New("conformance", kafka.Config{Brokers: []string{srv.Addr()}, Mode: mode},
+					slog.New(slog.NewTextHandler(io.Discard, nil)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s, r
+			})
+		})
+	}
+}
+
+// conformanceReader reads a topic back partition by partition for the conformance suite.
+type conformanceReader struct {
+	srv *kafkaserver.Server
+}
+
+func (r *conformanceReader) Prepare(t *testing.T, topic string) { r.srv.CreateTopic(t, topic, 3) }
+
+func (r *conformanceReader) Read(t *testing.T, topic string) []conformance.Record {
+	t.Helper()
+	var out []conformance.Record
+	for _, m := range conformanceReadTopic(t, r.srv.Addr(), topic) {
+		h := map[string]string{}
+		for _, kv := range m.Headers {
+			h[kv.Key] = string(kv.Value)
+		}
+		var rec conformance.Record
+		if h["content-type"] == "application/cloudevents+json" {
+			var err error
+			if rec, err = conformance.ParseStructured(m.Value); err != nil {
+				t.Errorf("%s/%d@%d: %v", topic, m.Partition, m.Offset, err)
+			}
+		} else {
+			rec = conformance.Record{Attributes: map[string]string{}, Data: m.Value}
+			for k, v := range h {
+				if name, ok := strings.CutPrefix(k, "ce_"); ok {
+					rec.Attributes[name] = v
+				}
+			}
+			if ct, ok := h["content-type"]; ok {
+				rec.Attributes["datacontenttype"] = ct
+			}
+		}
+		rec.Key = m.Key
+		out = append(out, rec)
+	}
+	return out
+}
+
+func (r *conformanceReader) KeepsKeys() bool { return true }
+
+// Refused returns a message over max_message_bytes (1 MiB by default).
+func (r *conformanceReader) Refused(topic string) (relay.Message, bool) {
+	e := &relay.Event{SpecVersion: "1.0", ID: "EZtoolarge", Source: "/s", Type: "t",
+		DataContentType: "application/octet-stream", Binary: true, Data: make([]byte, 2<<20)}
+	return relay.Message{Event: e, Topic: topic}, true
+}
+
+// Stall: a Kafka broker cannot be made to hang on one topic.
+func (r *conformanceReader) Stall(*testing.T, string) (func(), bool) { return nil, false }
+
+// conformanceReadTopic returns every record of topic, partition by partition (so in order per key).
+func conformanceReadTopic(t *testing.T, addr, topic string) []kafkago.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := kafkago.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []kafkago.Message
+	for _, p := range parts {
+		pc, err := kafkago.DialLeader(ctx, "tcp", addr, topic, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, last, err := pc.ReadOffsets()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pc.Seek(first, kafkago.SeekAbsolute); err != nil {
+			t.Fatal(err)
+		}
+		for off := first; off < last; {
+			_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			b := pc.ReadBatch(1, 10<<20)
+			for {
+				m, err := b.ReadMessage()
+				if err != nil {
+					break
+				}
+				out = append(out, m)
+				off = m.Offset + 1
+			}
+			if err := b.Close(); err != nil && off < last {
+				t.Fatalf("read %s/%d at %d: %v", topic, p.ID, off, err)
+			}
+		}
+		pc.Close()
+	}
+	return out
+}
