@@ -4,10 +4,10 @@
 package relay
 
 import (
-	"bytes"
-	"encoding/json"
 	"strconv"
 	"strings"
+
+	"github.com/relaykit/twilio-relay/relay/internal/jsonscan"
 )
 
 // TestEventType is the type of the event Twilio sends when a sink is tested. Every test event carries the
@@ -21,8 +21,7 @@ const DeadLetterType = "io.relaykit.relay.deadletter"
 // holds the event payload (normalised to a JSON object when it arrived as a JSON-encoded string, unless the
 // endpoint keeps it as received). Raw holds the event's own bytes as they arrived.
 //
-// An Event is owned by one request and is not safe for concurrent mutation; the lazily decoded data fields
-// are filled on first use by the router, before any sink sees the event.
+// An Event is owned by one request; nothing mutates it after decoding, so sinks may read it concurrently.
 type Event struct {
 	Endpoint string // name of the endpoint the event arrived on
 
@@ -42,9 +41,6 @@ type Event struct {
 	Binary bool
 
 	Raw []byte
-
-	fields  map[string]any
-	decoded bool
 }
 
 // IsTest reports whether e is a Twilio sink test event.
@@ -79,14 +75,37 @@ var resourceSIDFields = [...]string{
 	"message_sid", "call_sid", "conversation_sid", "task_sid", "resourceSid", "resource_sid", "sid",
 }
 
+// resourceSIDRank maps each of resourceSIDFields to its preference.
+var resourceSIDRank = func() map[string]int {
+	m := make(map[string]int, len(resourceSIDFields))
+	for i, f := range resourceSIDFields {
+		m[f] = i
+	}
+	return m
+}()
+
 // ResourceSID returns the SID of the resource the event is about, looked up in data under the usual
 // field names (messageSid, callSid, conversationSid, taskSid …), or the subject attribute when data has
 // none. It returns "" when neither exists.
 func (e *Event) ResourceSID() string {
-	for _, f := range resourceSIDFields {
-		if v, ok := e.dataField(f); ok && v != "" {
-			return v
+	if e.Binary {
+		return e.Subject
+	}
+	best, sid := len(resourceSIDFields), ""
+	jsonscan.Members(e.Data, func(k, v []byte) bool {
+		name, ok := jsonscan.String(k)
+		if !ok {
+			return true
 		}
+		if rank, ok := resourceSIDRank[name]; ok && rank < best {
+			if s, ok := jsonscan.String(v); ok && s != "" {
+				best, sid = rank, s
+			}
+		}
+		return best > 0
+	})
+	if sid != "" {
+		return sid
 	}
 	return e.Subject
 }
@@ -131,33 +150,20 @@ func (e *Event) Field(name string) (string, bool) {
 	return v, ok
 }
 
-// dataField looks up a dot-separated path in the data object.
+// dataField looks up a dot-separated path in the data object, reading the JSON in place.
 func (e *Event) dataField(path string) (string, bool) {
-	if !e.decoded {
-		e.decoded = true
-		if !e.Binary && len(e.Data) > 0 && e.Data[0] == '{' {
-			dec := json.NewDecoder(bytes.NewReader(e.Data))
-			dec.UseNumber()           // keep numbers exact: SIDs and codes are not floats
-			_ = dec.Decode(&e.fields) // not an object: no fields
-		}
+	if e.Binary {
+		return "", false
 	}
-	var cur any = e.fields
-	for part := range strings.SplitSeq(path, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return "", false
-		}
-		if cur, ok = m[part]; !ok {
-			return "", false
-		}
+	v, ok := jsonscan.Lookup(e.Data, strings.Split(path, ".")...)
+	if !ok || len(v) == 0 {
+		return "", false
 	}
-	switch v := cur.(type) {
-	case string:
-		return v, true
-	case json.Number:
-		return v.String(), true
-	case bool:
-		return strconv.FormatBool(v), true
+	switch v[0] {
+	case '"':
+		return jsonscan.String(v)
+	case '{', '[', 'n': // objects, arrays and null are not field values
+		return "", false
 	}
-	return "", false
+	return string(v), true // numbers as their exact JSON text; true, false
 }

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/internal/jsonscan"
 )
 
 // DecodeOptions tune Decode.
@@ -27,31 +29,34 @@ type DecodeOptions struct {
 func Decode(endpoint string, body []byte, at time.Time, opts DecodeOptions) *relay.Batch {
 	b := &relay.Batch{Endpoint: endpoint, ReceivedAt: at}
 	trimmed := bytes.TrimSpace(body)
-	var raws []json.RawMessage
-	switch {
-	case len(trimmed) > 0 && trimmed[0] == '[':
-		if err := json.Unmarshal(trimmed, &raws); err != nil {
-			return reject(b, body, fmt.Sprintf("body is not a JSON array of events: %v", err))
-		}
-	case len(trimmed) > 0 && trimmed[0] == '{':
-		if !json.Valid(trimmed) {
-			return reject(b, body, "body is not valid JSON")
-		}
-		raws = []json.RawMessage{trimmed}
-	default:
+	if len(trimmed) == 0 || (trimmed[0] != '[' && trimmed[0] != '{') {
 		return reject(b, body, "body is neither a JSON array of events nor a JSON object")
 	}
-	b.Events = make([]*relay.Event, 0, len(raws))
-	for i, raw := range raws {
+	// One validation of the whole body; then the scanner reads it in place.
+	if !json.Valid(trimmed) {
+		if trimmed[0] == '{' {
+			return reject(b, body, "body is not valid JSON")
+		}
+		err := json.Unmarshal(trimmed, new([]json.RawMessage))
+		return reject(b, body, fmt.Sprintf("body is not a JSON array of events: %v", err))
+	}
+	add := func(i int, raw []byte) bool {
 		ev, err := decodeEvent(raw, opts)
 		if err != nil {
 			b.Rejects = append(b.Rejects, relay.Reject{Raw: raw, Reason: relay.ReasonInvalidEvent,
 				Detail: fmt.Sprintf("event %d: %v", i, err)})
-			continue
+			return true
 		}
 		ev.Endpoint = endpoint
 		b.Events = append(b.Events, ev)
+		return true
 	}
+	if trimmed[0] == '{' {
+		add(0, trimmed)
+		return b
+	}
+	i := 0
+	jsonscan.Elements(trimmed, func(raw []byte) bool { add(i, raw); i++; return true })
 	return b
 }
 
@@ -60,76 +65,86 @@ func reject(b *relay.Batch, body []byte, detail string) *relay.Batch {
 	return b
 }
 
+// contextAttrs are the CloudEvents context attributes the relay reads, required ones first.
+var contextAttrs = [...]string{"specversion", "id", "source", "type", "subject", "time", "dataschema", "datacontenttype"}
+
+const requiredAttrs = 4
+
 // decodeEvent checks one event against CloudEvents 1.0: specversion "1.0" and non-empty string id, source
-// and type are required; the other context attributes, when present, must be strings.
-func decodeEvent(raw json.RawMessage, opts DecodeOptions) (*relay.Event, error) {
-	var attrs map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &attrs); err != nil {
-		return nil, fmt.Errorf("not a JSON object: %v", err)
-	}
+// and type are required; the other context attributes, when present, must be strings. raw is valid JSON.
+func decodeEvent(raw []byte, opts DecodeOptions) (*relay.Event, error) {
 	ev := &relay.Event{Raw: raw}
+	var attrs [len(contextAttrs)][]byte
+	var data, b64 []byte
+	isObject := string(raw) == "null" || jsonscan.Members(raw, func(k, v []byte) bool {
+		name, ok := jsonscan.String(k)
+		if !ok {
+			return true
+		}
+		if i := slices.Index(contextAttrs[:], name); i >= 0 {
+			attrs[i] = v // a repeated member: the last one counts, as with encoding/json
+			return true
+		}
+		switch name {
+		case "data":
+			data = v
+		case "data_base64":
+			b64 = v
+		default:
+			if ev.Extensions == nil {
+				ev.Extensions = make(map[string]string, 2)
+			}
+			s, ok := jsonscan.String(v)
+			if !ok {
+				s = string(v) // numbers, booleans: their JSON text
+			}
+			ev.Extensions[name] = s
+		}
+		return true
+	})
+	if !isObject {
+		return nil, errors.New("not a JSON object")
+	}
 	var errs []string
-	str := func(name string, required bool) string {
-		v, ok := attrs[name]
-		if !ok || string(v) == "null" {
+	dst := [...]*string{&ev.SpecVersion, &ev.ID, &ev.Source, &ev.Type, &ev.Subject, &ev.Time, &ev.DataSchema, &ev.DataContentType}
+	for i, name := range contextAttrs {
+		v, required := attrs[i], i < requiredAttrs
+		if v == nil || string(v) == "null" {
 			if required {
 				errs = append(errs, "missing required attribute "+name)
 			}
-			return ""
+			continue
 		}
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
+		str, ok := jsonscan.String(v)
+		switch {
+		case !ok:
 			errs = append(errs, "attribute "+name+" is not a string")
-			return ""
-		}
-		if required && s == "" {
+		case required && str == "":
 			errs = append(errs, "attribute "+name+" is empty")
 		}
-		return s
+		*dst[i] = str
 	}
-	ev.SpecVersion = str("specversion", true)
-	ev.ID = str("id", true)
-	ev.Source = str("source", true)
-	ev.Type = str("type", true)
-	ev.Subject = str("subject", false)
-	ev.Time = str("time", false)
-	ev.DataSchema = str("dataschema", false)
-	ev.DataContentType = str("datacontenttype", false)
 	if ev.SpecVersion != "" && ev.SpecVersion != "1.0" {
 		errs = append(errs, fmt.Sprintf("specversion %q is not 1.0", ev.SpecVersion))
 	}
-	data, hasData := attrs["data"]
-	b64, hasB64 := attrs["data_base64"]
 	switch {
-	case hasData && hasB64:
+	case data != nil && b64 != nil:
 		errs = append(errs, "both data and data_base64 are present")
-	case hasB64:
-		var s string
-		if err := json.Unmarshal(b64, &s); err != nil {
+	case b64 != nil:
+		str, ok := jsonscan.String(b64)
+		if !ok {
 			errs = append(errs, "data_base64 is not a string")
-		} else if ev.Data, err = base64.StdEncoding.DecodeString(s); err != nil {
+		} else if d, err := base64.StdEncoding.DecodeString(str); err != nil {
 			errs = append(errs, "data_base64 is not base64")
+		} else {
+			ev.Data = d
 		}
 		ev.Binary = true
-	case hasData:
+	case data != nil:
 		ev.Data = normaliseData(data, opts)
 	}
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
-	}
-	for name, v := range attrs {
-		switch name {
-		case "specversion", "id", "source", "type", "subject", "time", "dataschema", "datacontenttype", "data", "data_base64":
-			continue
-		}
-		if ev.Extensions == nil {
-			ev.Extensions = make(map[string]string, len(attrs)-8)
-		}
-		var s string
-		if json.Unmarshal(v, &s) != nil {
-			s = string(v) // numbers, booleans: their JSON text
-		}
-		ev.Extensions[name] = s
 	}
 	return ev, nil
 }
