@@ -28,6 +28,8 @@ Usage:
   relay send    -url URL -token TOKEN [-file events.json | -sample NAME] [flags]
                                         sign events like Twilio and POST them (relay send -h)
   relay dev                             the relay with an in-memory Kafka, for a first look (not durable)
+  relay twilio  apply|test|types [-config F] [flags]
+                                        Twilio's side as code: sink, subscriptions, self-test (relay twilio -h)
   relay spool   [-config F] [-dir D]      what the durable spool holds (the relay must be stopped)
   relay dlq replay [-config F] [-file F] [-reason R] [-endpoint E] [-dry-run]
                                         send dead letters through the routes again, after a fix
@@ -59,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSend(ctx, args[1:], stdout, stderr)
 	case "dev":
 		return runDev(ctx, args[1:], stdout, stderr)
+	case "twilio":
+		return runTwilio(ctx, args[1:], stdout, stderr)
 	case "spool":
 		return runSpool(args[1:], stdout, stderr)
 	case "dlq":

@@ -29,6 +29,8 @@ type Config struct {
 	Spool func() []relay.SpoolStat
 	// CheckEvery is how long a readiness verdict is reused; probes then cost the sinks nothing extra.
 	CheckEvery time.Duration
+	// Handlers are more GET endpoints by path (GET /twilio/test-events: what `relay twilio test` reads).
+	Handlers map[string]http.Handler
 }
 
 // Handler serves the admin endpoints.
@@ -59,6 +61,9 @@ func New(cfg Config) *Handler {
 	}
 	if cfg.Registry != nil {
 		h.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
+	}
+	for path, handler := range cfg.Handlers {
+		h.mux.Handle("GET "+path, handler)
 	}
 	if cfg.Pprof {
 		h.mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -33,6 +33,9 @@ type Endpoint struct {
 	// RejectStatus answers requests that are not verified or are over the body limit. 503 (the default)
 	// keeps the event alive at Twilio, which retries for four hours; 401 or 403 make Twilio drop it.
 	RejectStatus int
+	// Classic makes the endpoint take classic form-encoded webhooks (status callbacks, the Debugger
+	// webhook) instead of Event Streams batches; see classic.go.
+	Classic bool
 }
 
 // BasicAuth is the user and password Twilio sends when the sink URL carries user:pass@.

@@ -39,6 +39,8 @@ type Config struct {
 	MaxInFlight int
 	ReadTimeout time.Duration
 	IdleTimeout time.Duration
+	// Monitor, when set, is told about refused requests and processed batches.
+	Monitor Monitor
 }
 
 // Server is the webhook receiver.
@@ -55,6 +57,9 @@ const endpointKey = "relay.endpoint"
 
 // New builds the server; it listens when Serve is called.
 func New(cfg Config, proc Processor, obs Observer, log *slog.Logger) *Server {
+	if cfg.Monitor == nil {
+		cfg.Monitor = nopMonitor{}
+	}
 	s := &Server{cfg: cfg, proc: proc, obs: obs, log: log}
 	maxBody := 0
 	for _, ep := range cfg.Endpoints {
@@ -105,16 +110,25 @@ func (s *Server) handle(ep *Endpoint) fiber.Handler {
 		if len(raw) > ep.MaxBody {
 			return relay.Errorf(relay.ETOOLARGE, "body_too_large", "body of %d bytes is over the limit of %d", len(raw), ep.MaxBody)
 		}
-		if err := ep.Verifier.Verify(ep.SignedURLs, rawQuery(c), raw, c.Get(twilio.SignatureHeader)); err != nil {
-			return &relay.Error{Code: relay.EUNAUTHORIZED, Reason: twilio.Reason(err), Message: "request not verified: " + err.Error()}
+		var batch *relay.Batch
+		if ep.Classic { // form-encoded callbacks: classic signature, one event per request
+			var err error
+			if batch, err = ep.classic(c, raw, arrived); err != nil {
+				return err
+			}
+		} else {
+			if err := ep.Verifier.Verify(ep.SignedURLs, rawQuery(c), raw, c.Get(twilio.SignatureHeader)); err != nil {
+				return &relay.Error{Code: relay.EUNAUTHORIZED, Reason: twilio.Reason(err), Message: "request not verified: " + err.Error()}
+			}
+			// fasthttp reuses the body's buffer after the handler returns, and a sink may still hold the
+			// bytes (a write the deadline gave up on): the batch gets its own copy.
+			body := bytes.Clone(raw)
+			batch = twilio.Decode(ep.Name, body, arrived, ep.Decode)
 		}
-		// fasthttp reuses the body's buffer after the handler returns, and a sink may still hold the
-		// bytes (a write the deadline gave up on): the batch gets its own copy.
-		body := bytes.Clone(raw)
-		batch := twilio.Decode(ep.Name, body, arrived, ep.Decode)
 		ctx, cancel := context.WithDeadline(context.Background(), arrived.Add(s.cfg.Deadline))
 		defer cancel()
 		out, err := s.proc.Process(ctx, batch)
+		s.cfg.Monitor.Processed(batch, out, err)
 		if err != nil {
 			return err
 		}
@@ -166,6 +180,9 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	case relay.EUNAUTHORIZED, relay.ETOOLARGE:
 		status = rejectStatus
 		s.obs.Rejected(name, rerr.Reason)
+		if ep != nil {
+			s.cfg.Monitor.Rejected(name, rerr.Reason, ep.verifiedURL(c))
+		}
 		s.log.Warn("request rejected", slog.String("endpoint", name), slog.String("reason", rerr.Reason),
 			slog.String("remote", c.IP()), slog.Int("status", status))
 	case relay.EUNAVAILABLE:
