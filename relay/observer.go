@@ -13,6 +13,7 @@ type Observer interface {
 	EventDropped(endpoint, eventType, reason string)
 	SinkWrite(sink string, messages int, took time.Duration, err error)
 	DedupeRememberRefused()
+	SharedDedupeError(op string)
 }
 
 // NopObserver observes nothing.
@@ -25,6 +26,7 @@ func (NopObserver) EventSpooled(string, string, string)         {}
 func (NopObserver) EventDeadLettered(string, string, string)    {}
 func (NopObserver) EventDropped(string, string, string)         {}
 func (NopObserver) SinkWrite(string, int, time.Duration, error) {}
+func (NopObserver) SharedDedupeError(string)                    {}
 func (NopObserver) DedupeRememberRefused()                      {}
 
 var _ Observer = NopObserver{}

@@ -48,6 +48,8 @@ type PipelineConfig struct {
 	Spool        Spool
 	SpoolSinks   map[string]bool
 	SpoolReserve time.Duration
+	// Shared, when set, is the dedupe tier shared with the other replicas.
+	Shared SharedDeduper
 }
 
 // Pipeline takes the events of a request through dedupe, routing and delivery, and tells the caller
@@ -95,6 +97,7 @@ type item struct {
 	err          error // the first transient failure, for the log
 	deadLettered bool
 	dropped      bool
+	shared       bool // claimed in the shared tier: commit or release it
 }
 
 // Process delivers the batch and returns nil only when every event in it is safe (see Pipeline). Otherwise
@@ -103,7 +106,7 @@ type item struct {
 // sink has answered or ctx ends.
 func (p *Pipeline) Process(ctx context.Context, b *Batch) (Outcome, error) {
 	var out Outcome
-	owned, waits := p.claim(b, &out)
+	owned, waits, busy := p.claim(ctx, b, &out)
 	defer p.land(owned) // whatever happens, so that waiters never hang
 
 	msgs, deadLetters := p.route(b, owned)
@@ -146,6 +149,7 @@ func (p *Pipeline) Process(ctx context.Context, b *Batch) (Outcome, error) {
 			p.cfg.Observer.DedupeRememberRefused()
 		}
 	}
+	p.settleShared(ctx, owned)
 	out.DeadLettered += len(b.Rejects)
 	p.land(owned)
 
@@ -166,6 +170,12 @@ func (p *Pipeline) Process(ctx context.Context, b *Batch) (Outcome, error) {
 		return out, &Error{Code: EUNAVAILABLE, Reason: "dead_letter_unavailable",
 			Message: "the dead-letter destination did not acknowledge in time; retry", RetryAfter: time.Second}
 	}
+	if busy > 0 {
+		failed += busy
+		if firstErr == nil {
+			firstErr = fmt.Errorf("%d events are being delivered by another replica right now", busy)
+		}
+	}
 	if failed > 0 {
 		p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "events not acknowledged",
 			slog.String("endpoint", b.Endpoint), slog.Int("failed", failed),
@@ -177,9 +187,10 @@ func (p *Pipeline) Process(ctx context.Context, b *Batch) (Outcome, error) {
 	return out, nil
 }
 
-// claim sorts the batch's events into those this request delivers (owned), those another request is
-// delivering right now (waits), and duplicates, which it counts.
-func (p *Pipeline) claim(b *Batch, out *Outcome) (owned, waits []*item) {
+// claim sorts the batch's events into those this request delivers (owned), those another request of
+// this process is delivering right now (waits), those another replica is delivering (busy, counted), and
+// duplicates, which it counts.
+func (p *Pipeline) claim(ctx context.Context, b *Batch, out *Outcome) (owned, waits []*item, busy int) {
 	owned = make([]*item, 0, len(b.Events))
 	var inBatch map[string]bool
 	if len(b.Events) > 1 {
@@ -202,13 +213,24 @@ func (p *Pipeline) claim(b *Batch, out *Outcome) (owned, waits []*item) {
 		}
 		fl, owner := p.flights.claim(key)
 		it := &item{ev: ev, key: key, fl: fl}
-		if owner {
-			owned = append(owned, it)
-		} else {
+		if !owner {
 			waits = append(waits, it)
+			continue
+		}
+		switch p.claimShared(ctx, it) {
+		case ClaimDuplicate:
+			p.flights.land(key, fl, true)
+			p.cfg.Dedupe.Remember(key)
+			out.Duplicates++
+			p.cfg.Observer.EventDuplicate(b.Endpoint, ev.Type)
+		case ClaimBusy:
+			p.flights.land(key, fl, false)
+			busy++
+		default:
+			owned = append(owned, it)
 		}
 	}
-	return owned, waits
+	return owned, waits, busy
 }
 
 // land lands every owned flight still up with its outcome; it may be called more than once.

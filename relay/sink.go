@@ -54,6 +54,17 @@ func (es WriteErrors) Error() string {
 	return fmt.Sprintf("%d of %d messages failed, first: %v", n, len(es), first)
 }
 
+// Unwrap returns the per-message errors, so that errors.Is and errors.As see them.
+func (es WriteErrors) Unwrap() []error {
+	out := make([]error, 0, len(es))
+	for _, e := range es {
+		if e != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // Count returns how many messages failed.
 func (es WriteErrors) Count() int {
 	n := 0

@@ -15,13 +15,18 @@ RELAY_KAFKA_LIBS=$(scripts/kafka/fetch.sh)
 export RELAY_KAFKA_LIBS
 export RELAY_REQUIRE_KAFKA=1 # integration tests fail, not skip, without a broker
 
+echo "== Redis and NATS servers"
+scripts/servers/install.sh     # redis-server, nats-server (apt-get, only when missing)
+export RELAY_REQUIRE_SERVERS=1 # sink tests fail, not skip, without them
+
 echo "== go test (race detector, real Kafka)"
 go test -race -count=1 -timeout 20m ./...
 
 fuzztime=${FUZZTIME:-10s}
 if [[ $fuzztime != 0 ]]; then
 	# Each target briefly, seeded with real payloads; a crash fails the run.
-	for target in relay/twilio:FuzzDecode relay/twilio:FuzzVerify relay/config:FuzzParse relay:FuzzTemplate; do
+	for target in relay/twilio:FuzzDecode relay/twilio:FuzzVerify relay/twilio:FuzzClassic relay/config:FuzzParse \
+		relay:FuzzTemplate relay/internal/jsonscan:FuzzMembers relay/internal/jsonscan:FuzzElements; do
 		pkg=${target%%:*}
 		fn=${target##*:}
 		echo "== fuzz $fn ($fuzztime)"

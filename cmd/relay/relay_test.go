@@ -65,11 +65,17 @@ type harness struct {
 // startRelay runs the relay against k with testConfig and env overrides until the test ends.
 func startRelay(t testing.TB, k *kafkaserver.Server, env map[string]string) *harness {
 	t.Helper()
+	return startRelayWith(t, k, testConfig, env)
+}
+
+// startRelayWith is startRelay with another configuration text.
+func startRelayWith(t testing.TB, k *kafkaserver.Server, yaml string, env map[string]string) *harness {
+	t.Helper()
 	vars := map[string]string{"TOKEN": token, "BROKERS": k.Addr()}
 	for key, v := range env {
 		vars[key] = v
 	}
-	cfg, err := config.Parse([]byte(testConfig), func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,14 +12,18 @@ import (
 	"slices"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/admin"
 	"github.com/relaykit/twilio-relay/relay/config"
 	"github.com/relaykit/twilio-relay/relay/dedupe"
 	"github.com/relaykit/twilio-relay/relay/filesink"
+	"github.com/relaykit/twilio-relay/relay/httpsink"
 	"github.com/relaykit/twilio-relay/relay/kafka"
+	"github.com/relaykit/twilio-relay/relay/nats"
 	"github.com/relaykit/twilio-relay/relay/prometheus"
 	"github.com/relaykit/twilio-relay/relay/receiver"
+	"github.com/relaykit/twilio-relay/relay/redis"
 	"github.com/relaykit/twilio-relay/relay/spool"
 	"github.com/relaykit/twilio-relay/relay/twilio"
 )
@@ -31,7 +35,8 @@ type Relay struct {
 	log      *slog.Logger
 	sinks    map[string]relay.Sink
 	dedupe   *dedupe.Cache
-	spool    *spool.Spool // nil when no sink spools
+	spool    *spool.Spool   // nil when no sink spools
+	shared   *redis.Deduper // nil without a shared dedupe tier
 	drainer  context.CancelFunc
 	server   *receiver.Server
 	admin    *admin.Handler
@@ -43,8 +48,17 @@ type Relay struct {
 	served          chan error
 }
 
+// redisLog sends go-redis's own messages (dial failures, retries) to the relay's log at debug level;
+// by default go-redis prints them to stderr. The sinks and the shared dedupe tier log what matters.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
+
 // NewRelay builds every component from cfg. Nothing listens yet.
 func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
+	goredis.SetLogger(redisLog{log})
 	r := &Relay{cfg: cfg, log: log, sinks: map[string]relay.Sink{}}
 	metrics := prometheus.New()
 	pingers := map[string]relay.Pinger{}
@@ -64,6 +78,24 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 				return nil, err
 			}
 			r.sinks[sc.Name], pingers[sc.Name] = s, s
+		case sc.HTTP != nil:
+			s, err := httpsink.New(sc.Name, *sc.HTTP)
+			if err != nil {
+				return nil, err
+			}
+			r.sinks[sc.Name], pingers[sc.Name] = s, s
+		case sc.NATS != nil:
+			s, err := nats.New(sc.Name, *sc.NATS, log)
+			if err != nil {
+				return nil, err
+			}
+			r.sinks[sc.Name], pingers[sc.Name] = s, s
+		case sc.Redis != nil:
+			s, err := redis.New(sc.Name, *sc.Redis)
+			if err != nil {
+				return nil, err
+			}
+			r.sinks[sc.Name], pingers[sc.Name] = s, s
 		}
 	}
 	metrics.Registry.MustRegister(kafka.NewCollector(kafkaSinks...))
@@ -72,6 +104,11 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		return nil, err
 	}
 	r.dedupe = dd
+	shared, err := sharedDedupe(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	r.shared = shared
 	pcfg := relay.PipelineConfig{
 		Router:     &cfg.Router,
 		Sinks:      r.sinks,
@@ -81,6 +118,9 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		Backoff:    cfg.Backoff(),
 		Observer:   metrics,
 		Logger:     log,
+	}
+	if shared != nil {
+		pcfg.Shared = shared
 	}
 	if sinks := cfg.SpoolSinks(); len(sinks) > 0 {
 		names := slices.Sorted(maps.Keys(sinks))
@@ -105,7 +145,9 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		}
 		endpoints = append(endpoints, ep)
 	}
+	monitor := twilio.NewMonitor(&cfg.Router, 64) // test events and refusals, for `relay twilio test`
 	r.server = receiver.New(receiver.Config{
+		Monitor:     monitor,
 		Endpoints:   endpoints,
 		Deadline:    time.Duration(cfg.Limits.RequestDeadline),
 		MaxInFlight: cfg.Limits.MaxInFlight,
@@ -113,11 +155,23 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		IdleTimeout: time.Duration(cfg.Limits.IdleTimeout),
 	}, pipeline, metrics, log)
 	acfg := admin.Config{Pingers: pingers, Registry: metrics.Registry, Pprof: cfg.Admin.Pprof}
+	acfg.Handlers = map[string]http.Handler{"/twilio/test-events": monitor}
 	if r.spool != nil {
 		acfg.Spool = r.spool.Stats
 	}
 	r.admin = admin.New(acfg)
 	return r, nil
+}
+
+// sharedDedupe builds the shared dedupe tier, or returns nil when there is none. A claim outlives the
+// longest delivery (the request deadline) with a margin, so that a replica that dies mid-delivery holds
+// an event for seconds, not for the window.
+func sharedDedupe(cfg *config.Config, log *slog.Logger) (*redis.Deduper, error) {
+	if cfg.Dedupe.Shared == nil || cfg.Dedupe.Shared.Redis == nil {
+		return nil, nil
+	}
+	claim := time.Duration(cfg.Limits.RequestDeadline) + 5*time.Second
+	return redis.NewDeduper(*cfg.Dedupe.Shared.Redis, claim, time.Duration(cfg.Dedupe.Window), log)
 }
 
 // endpoint turns an endpoint's configuration into the receiver's form.
@@ -141,6 +195,7 @@ func endpoint(ec config.Endpoint) (receiver.Endpoint, error) {
 		MaxBody:        int(ec.MaxBody),
 		Decode:         twilio.DecodeOptions{KeepDataString: ec.Data == "keep"},
 		RejectStatus:   ec.RejectStatus,
+		Classic:        ec.Kind == config.KindClassic,
 	}
 	if b := ec.BasicAuth; b != nil {
 		ep.BasicAuth = &receiver.BasicAuth{User: b.Username, Password: b.Password}
@@ -205,6 +260,9 @@ func (r *Relay) Close(ctx context.Context) error {
 		}
 	}
 	r.dedupe.Close()
+	if r.shared != nil {
+		_ = r.shared.Close()
+	}
 	if r.spool != nil {
 		if err := r.spool.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("spool: %w", err))

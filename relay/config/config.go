@@ -13,7 +13,10 @@ import (
 
 	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/filesink"
+	"github.com/relaykit/twilio-relay/relay/httpsink"
 	"github.com/relaykit/twilio-relay/relay/kafka"
+	"github.com/relaykit/twilio-relay/relay/nats"
+	"github.com/relaykit/twilio-relay/relay/redis"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -71,6 +74,13 @@ type Retry struct {
 type Dedupe struct {
 	Window relay.Duration `yaml:"window"`
 	MaxIDs int64          `yaml:"max_ids"`
+	// Shared, when set, is a dedupe tier shared by the replicas, behind the in-process cache.
+	Shared *SharedDedupe `yaml:"shared"`
+}
+
+// SharedDedupe configures the shared dedupe tier.
+type SharedDedupe struct {
+	Redis *redis.DedupeConfig `yaml:"redis"`
 }
 
 // Endpoint is one path Twilio posts to.
@@ -122,6 +132,9 @@ type Sink struct {
 	Name  string           `yaml:"name"`
 	Kafka *kafka.Config    `yaml:"kafka"`
 	File  *filesink.Config `yaml:"file"`
+	HTTP  *httpsink.Config `yaml:"http"`
+	NATS  *nats.Config     `yaml:"nats"`
+	Redis *redis.Config    `yaml:"redis"`
 }
 
 // Route is one routing rule.

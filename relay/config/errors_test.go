@@ -121,7 +121,7 @@ sinks:`), want: []string{`endpoints[1].name: "events" is used twice`, `endpoints
 		// Sinks.
 		{name: "sink with no kind", yaml: with(t, `    kafka:
       brokers: ["127.0.0.1:9092"]
-`, ""), want: []string{"sinks[0]: set exactly one sink kind (kafka, file); 0 are set"}, n: 1},
+`, ""), want: []string{"sinks[0]: set exactly one sink kind (kafka, file, http, nats, redis); 0 are set"}, n: 1},
 		{name: "sink kind null", yaml: with(t, `    kafka:
       brokers: ["127.0.0.1:9092"]
 `, "    kafka:\n"), want: []string{"sinks[0]: set exactly one sink kind"}, n: 1},

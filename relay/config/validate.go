@@ -14,7 +14,7 @@ import (
 )
 
 // sinkKinds lists the sink kinds, for messages.
-const sinkKinds = "kafka, file"
+const sinkKinds = "kafka, file, http, nats, redis"
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
 
@@ -63,6 +63,15 @@ func (c *Config) validate() []error {
 	if c.Dedupe.MaxIDs < 1 {
 		bad("dedupe.max_ids", "must be at least 1")
 	}
+	if sh := c.Dedupe.Shared; sh != nil {
+		if sh.Redis == nil {
+			bad("dedupe.shared", "set redis")
+		} else {
+			for _, e := range sh.Redis.Defaults().Validate() {
+				bad("dedupe.shared.redis", "%v", e)
+			}
+		}
+	}
 
 	errs = append(errs, c.validateEndpoints()...)
 	sinks := map[string]bool{}
@@ -83,6 +92,24 @@ func (c *Config) validate() []error {
 			kinds++
 			for _, e := range s.File.Validate() {
 				bad(p+".file", "%v", e)
+			}
+		}
+		if s.HTTP != nil {
+			kinds++
+			for _, e := range s.HTTP.Defaults().Validate() {
+				bad(p+".http", "%v", e)
+			}
+		}
+		if s.NATS != nil {
+			kinds++
+			for _, e := range s.NATS.Defaults().Validate() {
+				bad(p+".nats", "%v", e)
+			}
+		}
+		if s.Redis != nil {
+			kinds++
+			for _, e := range s.Redis.Defaults().Validate() {
+				bad(p+".redis", "%v", e)
 			}
 		}
 		if kinds != 1 {

@@ -26,6 +26,7 @@ type Metrics struct {
 	requests      *prometheus.HistogramVec
 	sinkWrites    *prometheus.HistogramVec
 	dedupeRefused prometheus.Counter
+	sharedErrors  *prometheus.CounterVec
 }
 
 var (
@@ -59,6 +60,7 @@ func New() *Metrics {
 		dedupeRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "relay", Name: "dedupe_remember_refused_total",
 			Help: "Delivered events the dedupe cache dropped instead of remembering (a later duplicate may be delivered again)."}),
 	}
+	m.sharedErrors = counter("dedupe_shared_errors_total", "Shared dedupe tier calls that failed: the relay deduplicated locally only for those events.", "op")
 	r.MustRegister(m.requests, m.sinkWrites, m.dedupeRefused)
 	return m
 }
@@ -75,7 +77,8 @@ func (m *Metrics) EventDeadLettered(ep, typ, reason string) {
 func (m *Metrics) EventDropped(ep, typ, reason string) {
 	m.dropped.WithLabelValues(ep, typ, reason).Inc()
 }
-func (m *Metrics) DedupeRememberRefused() { m.dedupeRefused.Inc() }
+func (m *Metrics) SharedDedupeError(op string) { m.sharedErrors.WithLabelValues(op).Inc() }
+func (m *Metrics) DedupeRememberRefused()      { m.dedupeRefused.Inc() }
 
 func (m *Metrics) SinkWrite(sink string, _ int, took time.Duration, err error) {
 	result := "ok"
