@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README.md): vet, the whole suite with the race detector against a real
-# Apache Kafka broker (fetched from Maven Central on first use and cached), then short fuzz runs.
+# Apache Kafka broker (fetched from Maven Central on first use and cached) and real Redis and NATS
+# servers, the Helm chart's tests (helm, helm-unittest and kubectl-validate built from the Go module
+# proxy on first use and cached), then short fuzz runs.
 #
 #   scripts/test.sh            # everything
 #   FUZZTIME=0 scripts/test.sh # skip fuzzing
@@ -21,6 +23,9 @@ export RELAY_REQUIRE_SERVERS=1 # sink tests fail, not skip, without them
 
 echo "== go test (race detector, real Kafka)"
 go test -race -count=1 -timeout 20m ./...
+
+echo "== Helm chart (lint, unit tests, offline schema validation, relay check of every render)"
+scripts/test-chart.sh
 
 fuzztime=${FUZZTIME:-10s}
 if [[ $fuzztime != 0 ]]; then

@@ -1,0 +1,315 @@
+{{/*
+Names and labels.
+*/}}
+{{- define "relay.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "relay.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "relay.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "relay.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "relay.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "relay.labels" -}}
+helm.sh/chart: {{ include "relay.chart" . }}
+{{ include "relay.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "relay.imageTag" . | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: twilio-relay
+{{- end }}
+
+{{- define "relay.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "relay.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "relay.imageTag" -}}
+{{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{- define "relay.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (include "relay.imageTag" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Paths inside the container.
+*/}}
+{{- define "relay.configDir" -}}/etc/relay/config{{- end }}
+{{- define "relay.kafkaCADir" -}}/etc/relay/kafka-ca{{- end }}
+{{- define "relay.kafkaClientDir" -}}/etc/relay/kafka-client{{- end }}
+
+{{/*
+The chart's Secret: which credentials it holds (a dict of key -> value), and whether it exists.
+A credential comes from the chart's Secret when its value is set and no existingSecret names another.
+*/}}
+{{- define "relay.secretData" -}}
+{{- $v := .Values -}}
+{{- $d := dict -}}
+{{- if and $v.twilio.authTokens (not $v.twilio.existingSecret) -}}
+{{- $_ := set $d "twilio-auth-tokens" (join "," $v.twilio.authTokens) -}}
+{{- end -}}
+{{- if and $v.twilio.basicAuth.password (not $v.twilio.basicAuth.existingSecret) -}}
+{{- $_ := set $d "twilio-basic-auth-password" $v.twilio.basicAuth.password -}}
+{{- end -}}
+{{- if and $v.kafka.sasl.password (not $v.kafka.sasl.existingSecret) -}}
+{{- $_ := set $d "kafka-sasl-password" $v.kafka.sasl.password -}}
+{{- end -}}
+{{- toYaml $d -}}
+{{- end }}
+
+{{/*
+relay.secretEnv: the environment variables that carry credentials into the pod, as a list of EnvVar
+(YAML). Each is rendered only when a source exists; relay.config fails when the configuration refers
+to one that has none.
+*/}}
+{{- define "relay.secretEnv" -}}
+{{- $v := .Values -}}
+{{- $own := include "relay.fullname" . -}}
+{{- $env := list -}}
+{{- with $v.twilio -}}
+{{- if .existingSecret -}}
+{{- $env = append $env (dict "name" "TWILIO_AUTH_TOKENS" "valueFrom" (dict "secretKeyRef" (dict "name" .existingSecret "key" .existingSecretKey))) -}}
+{{- else if .authTokens -}}
+{{- $env = append $env (dict "name" "TWILIO_AUTH_TOKENS" "valueFrom" (dict "secretKeyRef" (dict "name" $own "key" "twilio-auth-tokens"))) -}}
+{{- end -}}
+{{- if .basicAuth.existingSecret -}}
+{{- $env = append $env (dict "name" "TWILIO_BASIC_AUTH_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" .basicAuth.existingSecret "key" .basicAuth.existingSecretKey))) -}}
+{{- else if .basicAuth.password -}}
+{{- $env = append $env (dict "name" "TWILIO_BASIC_AUTH_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" $own "key" "twilio-basic-auth-password"))) -}}
+{{- end -}}
+{{- end -}}
+{{- with $v.kafka.sasl -}}
+{{- if .existingSecret -}}
+{{- $env = append $env (dict "name" "KAFKA_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" .existingSecret "key" .existingSecretKey))) -}}
+{{- else if .password -}}
+{{- $env = append $env (dict "name" "KAFKA_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" $own "key" "kafka-sasl-password"))) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $env -}}
+{{- end }}
+
+{{/*
+relay.checkSecretRef fails unless the value that names a literal credential is a reference to an
+environment variable: "${VAR}" or "${VAR:-}" (comma-separated entries each). Arguments: list path value.
+*/}}
+{{- define "relay.checkSecretRef" -}}
+{{- $path := index . 0 -}}
+{{- $value := toString (index . 1) -}}
+{{- range $part := splitList "," $value -}}
+{{- if and (trim $part) (not (regexMatch "^\\$\\{[A-Za-z_][A-Za-z0-9_]*(:-)?\\}$" (trim $part))) -}}
+{{- fail (printf "%s: write credentials as ${VAR} references to environment variables filled from a Secret (twilio.*, kafka.sasl.* or extraEnv), never literally: the ConfigMap is not secret" $path) -}}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+relay.config renders the relay's configuration file: .Values.config with the chart's values filled in
+where an entry does not set them, checked for the mistakes the chart can see (missing publicUrl, tokens,
+brokers; literal credentials; listeners the pod cannot probe). The relay checks the rest at start-up.
+*/}}
+{{- define "relay.config" -}}
+{{- $v := .Values -}}
+{{- range $path, $pair := dict "twilio.authTokens" (list $v.twilio.authTokens $v.twilio.existingSecret) "twilio.basicAuth.password" (list $v.twilio.basicAuth.password $v.twilio.basicAuth.existingSecret) "kafka.sasl.password" (list $v.kafka.sasl.password $v.kafka.sasl.existingSecret) -}}
+{{- if and (index $pair 0) (index $pair 1) -}}
+{{- fail (printf "set %s or the existingSecret beside it, not both" $path) -}}
+{{- end -}}
+{{- end -}}
+{{- $cfg := deepCopy (default dict $v.config) -}}
+{{- $_ := set $cfg "listen" (default ":8080" $cfg.listen) -}}
+{{- $admin := default dict $cfg.admin -}}
+{{- $_ := set $admin "listen" (default ":9090" $admin.listen) -}}
+{{- $_ := set $cfg "admin" $admin -}}
+{{- range $path, $addr := dict "config.listen" $cfg.listen "config.admin.listen" $admin.listen -}}
+{{- if not (regexMatch "^(0\\.0\\.0\\.0|\\[::\\])?:[0-9]{1,5}$" (toString $addr)) -}}
+{{- fail (printf "%s: %q must be a literal :PORT on every interface (e.g. \":8080\"): the container ports, probes and Service are derived from it" $path (toString $addr)) -}}
+{{- end -}}
+{{- end -}}
+{{- if not $cfg.endpoints -}}
+{{- fail "config.endpoints: at least one endpoint is required" -}}
+{{- end -}}
+{{- $endpoints := list -}}
+{{- $takers := 0 -}}
+{{- range $i, $ep := $cfg.endpoints -}}
+{{- $ep = deepCopy $ep -}}
+{{- $p := printf "config.endpoints[%d]" $i -}}
+{{- if not $ep.public_url -}}
+{{- if not $v.publicUrl -}}
+{{- fail (printf "publicUrl is required: set it to the exact URL Twilio calls, the Event Streams sink destination (e.g. https://relay.example.com%s). X-Twilio-Signature is verified against it." (default "/twilio/events" $ep.path)) -}}
+{{- end -}}
+{{- $takers = add1 $takers -}}
+{{- $_ := set $ep "public_url" $v.publicUrl -}}
+{{- end -}}
+{{- if not $ep.auth_tokens -}}
+{{- $_ := set $ep "auth_tokens" (list "${TWILIO_AUTH_TOKENS}") -}}
+{{- end -}}
+{{- range $j, $t := $ep.auth_tokens -}}
+{{- include "relay.checkSecretRef" (list (printf "%s.auth_tokens[%d]" $p $j) $t) -}}
+{{- end -}}
+{{- if and (not $ep.basic_auth) $v.twilio.basicAuth.username -}}
+{{- $_ := set $ep "basic_auth" (dict "username" $v.twilio.basicAuth.username "password" "${TWILIO_BASIC_AUTH_PASSWORD}") -}}
+{{- end -}}
+{{- with $ep.basic_auth -}}
+{{- include "relay.checkSecretRef" (list (printf "%s.basic_auth.password" $p) .password) -}}
+{{- end -}}
+{{- $endpoints = append $endpoints $ep -}}
+{{- end -}}
+{{- if gt $takers 1 -}}
+{{- fail "publicUrl fills the public_url of one endpoint only: set public_url on the other entries of config.endpoints" -}}
+{{- end -}}
+{{- $_ := set $cfg "endpoints" $endpoints -}}
+{{- $sinks := list -}}
+{{- range $i, $s := $cfg.sinks -}}
+{{- $s = deepCopy $s -}}
+{{- if hasKey $s "kafka" -}}
+{{- $p := printf "config.sinks[%d].kafka" $i -}}
+{{- $k := default dict $s.kafka -}}
+{{- if not $k.brokers -}}
+{{- if not $v.kafka.brokers -}}
+{{- fail "kafka.brokers is required: the Kafka bootstrap brokers as host:port (Strimzi: <cluster>-kafka-bootstrap.<namespace>:9092; Bitnami release \"kafka\": kafka.<namespace>:9092)" -}}
+{{- end -}}
+{{- $_ := set $k "brokers" $v.kafka.brokers -}}
+{{- end -}}
+{{- if and (not (hasKey $k "sasl")) $v.kafka.sasl.mechanism -}}
+{{- $_ := set $k "sasl" (dict "mechanism" $v.kafka.sasl.mechanism "username" $v.kafka.sasl.username "password" "${KAFKA_PASSWORD}") -}}
+{{- end -}}
+{{- with $k.sasl -}}
+{{- include "relay.checkSecretRef" (list (printf "%s.sasl.password" $p) (default "" .password)) -}}
+{{- end -}}
+{{- if and (not (hasKey $k "tls")) $v.kafka.tls.enabled -}}
+{{- $tls := dict "enabled" true -}}
+{{- with $v.kafka.tls -}}
+{{- if .serverName }}{{ $_ := set $tls "server_name" .serverName }}{{ end -}}
+{{- if .insecureSkipVerify }}{{ $_ := set $tls "insecure_skip_verify" true }}{{ end -}}
+{{- if .caSecret.name }}{{ $_ := set $tls "ca_file" (printf "%s/ca.crt" (include "relay.kafkaCADir" $)) }}{{ end -}}
+{{- if .clientCertSecret.name -}}
+{{- $_ := set $tls "cert_file" (printf "%s/tls.crt" (include "relay.kafkaClientDir" $)) -}}
+{{- $_ := set $tls "key_file" (printf "%s/tls.key" (include "relay.kafkaClientDir" $)) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $k "tls" $tls -}}
+{{- end -}}
+{{- $_ := set $s "kafka" $k -}}
+{{- end -}}
+{{- $sinks = append $sinks $s -}}
+{{- end -}}
+{{- $_ := set $cfg "sinks" $sinks -}}
+{{- $spool := default dict $cfg.spool -}}
+{{- if $v.spool.enabled -}}
+{{- $_ := set $spool "dir" (default $v.spool.path $spool.dir) -}}
+{{- if not (hasPrefix $v.spool.path (toString $spool.dir)) -}}
+{{- fail (printf "config.spool.dir (%s) must be spool.path (%s) or below it: the persistent volume is mounted there" $spool.dir $v.spool.path) -}}
+{{- end -}}
+{{- if not $spool.sinks }}{{ $_ := set $spool "sinks" $v.spool.sinks }}{{ end -}}
+{{- if not $spool.max_bytes }}{{ $_ := set $spool "max_bytes" $v.spool.maxBytes }}{{ end -}}
+{{- $_ := set $cfg "spool" $spool -}}
+{{- else if and $spool.sinks (trim (join "" $spool.sinks)) -}}
+{{- fail "config.spool.sinks needs spool.enabled: the spool must live on a persistent volume, and the container's root file system is read-only" -}}
+{{- end -}}
+{{- $out := toYaml $cfg -}}
+{{- $env := include "relay.secretEnv" . | fromYamlArray -}}
+{{- $names := dict -}}
+{{- range $e := concat $env (default list $v.extraEnv) }}{{ $_ := set $names $e.name true }}{{ end -}}
+{{- range $var, $source := dict "TWILIO_AUTH_TOKENS" "twilio.authTokens or twilio.existingSecret is required (the Twilio auth tokens that verify X-Twilio-Signature)" "TWILIO_BASIC_AUTH_PASSWORD" "twilio.basicAuth.password or twilio.basicAuth.existingSecret is required with twilio.basicAuth.username" "KAFKA_PASSWORD" "kafka.sasl.password or kafka.sasl.existingSecret is required with kafka.sasl.mechanism" -}}
+{{- if and (contains (printf "${%s}" $var) $out) (not (hasKey $names $var)) -}}
+{{- fail $source -}}
+{{- end -}}
+{{- end -}}
+{{- $out -}}
+{{- end }}
+
+{{/*
+relay.port extracts the port of a ":PORT" listen address.
+*/}}
+{{- define "relay.port" -}}
+{{- regexFind "[0-9]+$" (toString .) -}}
+{{- end }}
+
+{{- define "relay.webhookPort" -}}
+{{- include "relay.port" (default ":8080" .Values.config.listen) -}}
+{{- end }}
+
+{{- define "relay.adminPort" -}}
+{{- include "relay.port" (default ":9090" (dig "admin" "listen" "" .Values.config)) -}}
+{{- end }}
+
+{{/*
+relay.seconds turns a Go duration ("20s", "1m30s", "500ms") into whole seconds, rounded up.
+*/}}
+{{- define "relay.seconds" -}}
+{{- $s := toString . -}}
+{{- if not (regexMatch "^([0-9]+(\\.[0-9]+)?(h|m|s|ms|us|ns))+$" $s) -}}
+{{- fail (printf "config.limits.shutdown_timeout: %q is not a literal Go duration such as 20s (the termination grace period is computed from it)" $s) -}}
+{{- end -}}
+{{- $units := dict "h" 3600.0 "m" 60.0 "s" 1.0 "ms" 0.001 "us" 0.000001 "ns" 0.000000001 -}}
+{{- $total := 0.0 -}}
+{{- range $part := regexFindAll "[0-9.]+(h|ms|us|ns|m|s)" $s -1 -}}
+{{- $n := regexFind "^[0-9.]+" $part -}}
+{{- $total = addf $total (mulf (float64 $n) (get $units (trimPrefix $n $part))) -}}
+{{- end -}}
+{{- ceil $total | int -}}
+{{- end }}
+
+{{/*
+relay.terminationGracePeriod: preStop sleep + shutdown_timeout + 5 s unless set, and never less.
+*/}}
+{{- define "relay.terminationGracePeriod" -}}
+{{- $shutdown := include "relay.seconds" (default "20s" (dig "limits" "shutdown_timeout" "" .Values.config)) | int -}}
+{{- $needed := add (int .Values.preStopSleepSeconds) $shutdown -}}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds -}}
+{{- add $needed 5 -}}
+{{- else if le (int .Values.terminationGracePeriodSeconds) $needed -}}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + config.limits.shutdown_timeout (%d s), or Kubernetes kills the relay before requests in flight are answered" (int .Values.terminationGracePeriodSeconds) $needed) -}}
+{{- else -}}
+{{- .Values.terminationGracePeriodSeconds | int -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+relay.kafkaPorts: the ports the relay reaches Kafka on, for the NetworkPolicy.
+*/}}
+{{- define "relay.kafkaPorts" -}}
+{{- $ports := list -}}
+{{- if .Values.networkPolicy.egress.kafkaPorts -}}
+{{- range .Values.networkPolicy.egress.kafkaPorts }}{{ $ports = append $ports (int .) }}{{ end -}}
+{{- else -}}
+{{- $cfg := include "relay.config" . | fromYaml -}}
+{{- range $s := $cfg.sinks -}}
+{{- with $s.kafka -}}
+{{- range $b := .brokers -}}
+{{- range $one := splitList "," (toString $b) -}}
+{{- $port := regexFind ":[0-9]+$" (trim $one) -}}
+{{- if not $port -}}
+{{- fail (printf "networkPolicy: cannot read a port from the Kafka broker %q; list the ports in networkPolicy.egress.kafkaPorts" $one) -}}
+{{- end -}}
+{{- $ports = append $ports (trimPrefix ":" $port | int) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (uniq $ports) -}}
+{{- end }}

@@ -1,0 +1,165 @@
+{{/*
+relay.podTemplate: the pod template shared by the Deployment and the StatefulSet.
+*/}}
+{{- define "relay.podTemplate" -}}
+{{- $v := .Values -}}
+metadata:
+  labels:
+    {{- include "relay.selectorLabels" . | nindent 4 }}
+    {{- with $v.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    # A change of the configuration or of the chart's Secret rolls the pods.
+    checksum/config: {{ include "relay.config" . | sha256sum }}
+    {{- $secret := include "relay.secretData" . }}
+    {{- if ne $secret "{}" }}
+    checksum/secret: {{ $secret | sha256sum }}
+    {{- end }}
+    {{- with $v.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "relay.serviceAccountName" . }}
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: {{ include "relay.terminationGracePeriod" . }}
+  {{- with $v.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.priorityClassName }}
+  priorityClassName: {{ . }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $v.podSecurityContext | nindent 4 }}
+  containers:
+    - name: relay
+      image: {{ include "relay.image" . | quote }}
+      imagePullPolicy: {{ $v.image.pullPolicy }}
+      args: ["serve", "-config", "{{ include "relay.configDir" . }}/config.yaml"]
+      ports:
+        - name: webhook
+          containerPort: {{ include "relay.webhookPort" . }}
+          protocol: TCP
+        - name: admin
+          containerPort: {{ include "relay.adminPort" . }}
+          protocol: TCP
+      env:
+        - name: RELAY_CONFIG
+          value: {{ include "relay.configDir" . }}/config.yaml
+        {{- if dig "limits" "memory" "" $v.resources }}
+        - name: GOMEMLIMIT
+          valueFrom:
+            resourceFieldRef:
+              containerName: relay
+              resource: limits.memory
+        {{- end }}
+        {{- $secretEnv := include "relay.secretEnv" . | fromYamlArray }}
+        {{- with $secretEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+        {{- with $v.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      livenessProbe:
+        httpGet:
+          path: /healthz
+          port: admin
+        {{- toYaml $v.livenessProbe | nindent 8 }}
+      readinessProbe:
+        httpGet:
+          path: {{ $v.readinessProbe.path | default (ternary "/healthz" "/readyz" $v.spool.enabled) }}
+          port: admin
+        {{- toYaml (omit $v.readinessProbe "path") | nindent 8 }}
+      {{- if $v.startupProbe.enabled }}
+      startupProbe:
+        httpGet:
+          path: /healthz
+          port: admin
+        {{- toYaml (omit $v.startupProbe "enabled") | nindent 8 }}
+      {{- end }}
+      {{- if gt (int $v.preStopSleepSeconds) 0 }}
+      lifecycle:
+        preStop:
+          sleep:
+            seconds: {{ int $v.preStopSleepSeconds }}
+      {{- end }}
+      {{- with $v.resources }}
+      resources:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- toYaml $v.securityContext | nindent 8 }}
+      volumeMounts:
+        - name: config
+          mountPath: {{ include "relay.configDir" . }}
+          readOnly: true
+        {{- if $v.kafka.tls.caSecret.name }}
+        - name: kafka-ca
+          mountPath: {{ include "relay.kafkaCADir" . }}
+          readOnly: true
+        {{- end }}
+        {{- if $v.kafka.tls.clientCertSecret.name }}
+        - name: kafka-client
+          mountPath: {{ include "relay.kafkaClientDir" . }}
+          readOnly: true
+        {{- end }}
+        {{- if $v.spool.enabled }}
+        - name: spool
+          mountPath: {{ $v.spool.path }}
+        {{- end }}
+        {{- with $v.extraVolumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+  volumes:
+    - name: config
+      configMap:
+        name: {{ include "relay.fullname" . }}
+    {{- with $v.kafka.tls.caSecret }}
+    {{- if .name }}
+    - name: kafka-ca
+      secret:
+        secretName: {{ .name }}
+        items:
+          - key: {{ .key }}
+            path: ca.crt
+    {{- end }}
+    {{- end }}
+    {{- with $v.kafka.tls.clientCertSecret }}
+    {{- if .name }}
+    - name: kafka-client
+      secret:
+        secretName: {{ .name }}
+        items:
+          - key: {{ .certKey }}
+            path: tls.crt
+          - key: {{ .keyKey }}
+            path: tls.key
+    {{- end }}
+    {{- end }}
+    {{- with $v.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $v.topologySpreadConstraints }}
+  topologySpreadConstraints:
+    {{- range . }}
+    {{- $c := deepCopy . }}
+    {{- if not (hasKey $c "labelSelector") }}
+    {{- $_ := set $c "labelSelector" (dict "matchLabels" (include "relay.selectorLabels" $ | fromYaml)) }}
+    {{- end }}
+    - {{ toYaml $c | indent 6 | trim }}
+    {{- end }}
+  {{- end }}
+  {{- with $v.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
