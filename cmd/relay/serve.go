@@ -157,7 +157,7 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 	acfg := admin.Config{Pingers: pingers, Registry: metrics.Registry, Pprof: cfg.Admin.Pprof}
 	acfg.Handlers = map[string]http.Handler{"/twilio/test-events": monitor}
 	if r.spool != nil {
-		acfg.Spool = r.spool.Stats
+		acfg.Spool, acfg.Spooled = r.spool.Stats, cfg.SpoolSinks()
 	}
 	r.admin = admin.New(acfg)
 	return r, nil

@@ -27,6 +27,9 @@ type Config struct {
 	Pprof    bool
 	// Spool, when set, describes the spool on /spool.
 	Spool func() []relay.SpoolStat
+	// Spooled names the sinks that spool: while one of them is down the relay still accepts events (into
+	// the spool), so /readyz stays 200 and reports the sink as degraded instead.
+	Spooled map[string]bool
 	// CheckEvery is how long a readiness verdict is reused; probes then cost the sinks nothing extra.
 	CheckEvery time.Duration
 	// Handlers are more GET endpoints by path (GET /twilio/test-events: what `relay twilio test` reads).
@@ -87,11 +90,20 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	failures := h.check(r.Context())
-	if len(failures) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "sinks": failures})
-		return
+	blocking := 0
+	for name := range failures {
+		if !h.cfg.Spooled[name] {
+			blocking++
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	switch {
+	case blocking > 0:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "sinks": failures})
+	case len(failures) > 0: // only spooled sinks are down: events still land in the spool
+		writeJSON(w, http.StatusOK, map[string]any{"status": "degraded", "spooling": failures})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
 }
 
 // check pings every sink, or reuses the last verdict when it is recent.

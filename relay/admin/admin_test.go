@@ -74,3 +74,21 @@ func TestReadinessIsCached(t *testing.T) {
 		t.Fatalf("5 probes pinged the sink %d times, want 1", n)
 	}
 }
+
+// TestReadinessWithSpool: a sink that spools and is down leaves the relay ready (it still accepts
+// events, into the spool) and says so; a sink that does not spool still makes it unready.
+func TestReadinessWithSpool(t *testing.T) {
+	spooled, plain := &pinger{}, &pinger{}
+	down := errors.New("down")
+	spooled.err.Store(&down)
+	h := New(Config{Pingers: map[string]relay.Pinger{"kafka": spooled, "http": plain},
+		Spooled: map[string]bool{"kafka": true}, CheckEvery: time.Nanosecond})
+	code, body := get(t, h, "/readyz")
+	if code != 200 || body["status"] != "degraded" || body["spooling"].(map[string]any)["kafka"] != "down" {
+		t.Fatalf("/readyz with the spooled sink down = %d %v", code, body)
+	}
+	plain.err.Store(&down)
+	if code, _ := get(t, h, "/readyz"); code != 503 {
+		t.Fatalf("/readyz with a sink that does not spool down = %d, want 503", code)
+	}
+}
