@@ -334,15 +334,5 @@ func (c *Config) NoRoutePolicy() relay.NoRoutePolicy {
 }
 
 // SplitList splits comma-separated entries of a list and drops blanks: one environment variable can
-// carry a whole list.
-func SplitList(in []string) []string {
-	var out []string
-	for _, s := range in {
-		for _, p := range strings.Split(s, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
-}
+// carry a whole list. It is relay.SplitList.
+func SplitList(in []string) []string { return relay.SplitList(in) }

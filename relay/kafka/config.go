@@ -91,17 +91,7 @@ func (c Config) Defaults() Config {
 }
 
 // BrokerList returns the brokers, with comma-separated entries split and blanks dropped.
-func (c Config) BrokerList() []string {
-	var out []string
-	for _, b := range c.Brokers {
-		for _, s := range strings.Split(b, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
-}
+func (c Config) BrokerList() []string { return relay.SplitList(c.Brokers) }
 
 // Validate reports every problem with c (after Defaults), each naming its field. It touches no file
 // and no network.

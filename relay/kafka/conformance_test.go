@@ -1,12 +1,10 @@
 package kafka_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 
@@ -88,46 +86,5 @@ func (r *conformanceReader) Stall(*testing.T, string) (func(), bool) { return ni
 // conformanceReadTopic returns every record of topic, partition by partition (so in order per key).
 func conformanceReadTopic(t *testing.T, addr, topic string) []kafkago.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	conn, err := kafkago.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []kafkago.Message
-	for _, p := range parts {
-		pc, err := kafkago.DialLeader(ctx, "tcp", addr, topic, p.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		first, last, err := pc.ReadOffsets()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pc.Seek(first, kafkago.SeekAbsolute); err != nil {
-			t.Fatal(err)
-		}
-		for off := first; off < last; {
-			_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
-			b := pc.ReadBatch(1, 10<<20)
-			for {
-				m, err := b.ReadMessage()
-				if err != nil {
-					break
-				}
-				out = append(out, m)
-				off = m.Offset + 1
-			}
-			if err := b.Close(); err != nil && off < last {
-				t.Fatalf("read %s/%d at %d: %v", topic, p.ID, off, err)
-			}
-		}
-		pc.Close()
-	}
-	return out
+	return kafkaserver.ReadTopic(t, addr, topic)
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"testing"
 	"time"
 
@@ -94,49 +93,7 @@ func msg(topic, key string, e *relay.Event) relay.Message {
 // readTopic returns every record in every partition of topic, in partition then offset order.
 func readTopic(t testing.TB, addr, topic string) []kafkago.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	conn, err := kafkago.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		t.Fatalf("read partitions of %s: %v", topic, err)
-	}
-	sort.Slice(parts, func(i, j int) bool { return parts[i].ID < parts[j].ID })
-	var out []kafkago.Message
-	for _, p := range parts {
-		pc, err := kafkago.DialLeader(ctx, "tcp", addr, topic, p.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		first, last, err := pc.ReadOffsets()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pc.Seek(first, kafkago.SeekAbsolute); err != nil {
-			t.Fatal(err)
-		}
-		for off := first; off < last; {
-			_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
-			b := pc.ReadBatch(1, 10<<20)
-			for {
-				m, err := b.ReadMessage()
-				if err != nil {
-					break
-				}
-				out = append(out, m)
-				off = m.Offset + 1
-			}
-			if err := b.Close(); err != nil && off < last {
-				t.Fatalf("read %s/%d at %d: %v", topic, p.ID, off, err)
-			}
-		}
-		pc.Close()
-	}
-	return out
+	return kafkaserver.ReadTopic(t, addr, topic)
 }
 
 // headers returns a record's headers as a map, failing the test on a repeated header.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -37,6 +38,7 @@ func ReadTopic(ctx context.Context, cfg Config, topic string, fn func(kafkago.Me
 	if err != nil {
 		return fmt.Errorf("kafka: partitions of %s: %w", topic, err)
 	}
+	slices.SortFunc(parts, func(a, b kafkago.Partition) int { return a.ID - b.ID })
 	for _, p := range parts {
 		if err := readPartition(ctx, d, cfg.BrokerList()[0], topic, p.ID, fn); err != nil {
 			return err

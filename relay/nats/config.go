@@ -52,17 +52,7 @@ func (c Config) Defaults() Config {
 }
 
 // URLList returns the server URLs, with comma-separated entries split and blanks dropped.
-func (c Config) URLList() []string {
-	var out []string
-	for _, u := range c.URLs {
-		for _, s := range strings.Split(u, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
-}
+func (c Config) URLList() []string { return relay.SplitList(c.URLs) }
 
 // Validate reports every problem with c (after Defaults), each naming its field. It touches no file
 // and no network.

@@ -7,7 +7,6 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -110,24 +109,7 @@ func (s *Sender) PostForm(ctx context.Context, params url.Values) (Response, err
 	if err != nil {
 		return Response{}, err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	req.Header.Set("User-Agent", "TwilioProxy/1.1")
-	req.Header.Set(SignatureHeader, SignForm(s.Token, signed, params))
-	if user != nil {
-		pass, _ := user.Password()
-		req.SetBasicAuth(user.Username(), pass)
-	}
-	client := s.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return Response{}, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return Response{Status: resp.StatusCode, RetryAfter: resp.Header.Get("Retry-After"), Body: b}, nil
+	return s.do(req, "application/x-www-form-urlencoded; charset=utf-8", SignForm(s.Token, signed, params), user)
 }
 
 //go:embed samples/classic/*.form

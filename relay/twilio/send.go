@@ -97,7 +97,13 @@ func (s *Sender) PostBody(ctx context.Context, body []byte) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	return s.do(req, "application/json", sig, user)
+}
+
+// do sends a signed request as Twilio does (its User-Agent, Basic credentials when the URL has them)
+// and reads the answer, 64 KiB of its body at most.
+func (s *Sender) do(req *http.Request, contentType, sig string, user *url.Userinfo) (Response, error) {
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "TwilioProxy/1.1")
 	req.Header.Set(SignatureHeader, sig)
 	if user != nil {

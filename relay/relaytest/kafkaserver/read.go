@@ -1,0 +1,28 @@
+package kafkaserver
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/relaykit/twilio-relay/relay/kafka"
+)
+
+// ReadTopic returns every record of topic on the broker at addr, partition by partition (so in order
+// per key), read with the relay's own topic reader.
+func ReadTopic(t testing.TB, addr, topic string) []kafkago.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []kafkago.Message
+	err := kafka.ReadTopic(ctx, kafka.Config{Brokers: []string{addr}}, topic, func(m kafkago.Message) error {
+		out = append(out, m)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read topic %s: %v", topic, err)
+	}
+	return out
+}
