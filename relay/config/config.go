@@ -313,10 +313,23 @@ func (c *Config) setDefaults() {
 			ep.RejectStatus = 503
 		}
 	}
-	for i := range c.Sinks {
-		if k := c.Sinks[i].Kafka; k != nil {
-			*k = k.Defaults()
+	for i := range c.Sinks { // each kind keeps its own defaults next to its configuration type
+		s := &c.Sinks[i]
+		if s.Kafka != nil {
+			*s.Kafka = s.Kafka.Defaults()
 		}
+		if s.HTTP != nil {
+			*s.HTTP = s.HTTP.Defaults()
+		}
+		if s.NATS != nil {
+			*s.NATS = s.NATS.Defaults()
+		}
+		if s.Redis != nil {
+			*s.Redis = s.Redis.Defaults()
+		}
+	}
+	if sh := c.Dedupe.Shared; sh != nil && sh.Redis != nil {
+		*sh.Redis = sh.Redis.Defaults()
 	}
 }
 

@@ -67,7 +67,7 @@ func (c *Config) validate() []error {
 		if sh.Redis == nil {
 			bad("dedupe.shared", "set redis")
 		} else {
-			for _, e := range sh.Redis.Defaults().Validate() {
+			for _, e := range sh.Redis.Validate() {
 				bad("dedupe.shared.redis", "%v", e)
 			}
 		}
@@ -96,19 +96,19 @@ func (c *Config) validate() []error {
 		}
 		if s.HTTP != nil {
 			kinds++
-			for _, e := range s.HTTP.Defaults().Validate() {
+			for _, e := range s.HTTP.Validate() {
 				bad(p+".http", "%v", e)
 			}
 		}
 		if s.NATS != nil {
 			kinds++
-			for _, e := range s.NATS.Defaults().Validate() {
+			for _, e := range s.NATS.Validate() {
 				bad(p+".nats", "%v", e)
 			}
 		}
 		if s.Redis != nil {
 			kinds++
-			for _, e := range s.Redis.Defaults().Validate() {
+			for _, e := range s.Redis.Validate() {
 				bad(p+".redis", "%v", e)
 			}
 		}
