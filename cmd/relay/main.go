@@ -33,6 +33,8 @@ Usage:
   relay spool   [-config F] [-dir D]      what the durable spool holds (the relay must be stopped)
   relay dlq replay [-config F] [-file F] [-reason R] [-endpoint E] [-dry-run]
                                         send dead letters through the routes again, after a fix
+  relay bench   -rate R -duration D -url URL [-token T] [flags]
+                                        open-loop load at a fixed rate; latency percentiles (relay bench -h)
   relay version                         print the version
 `
 
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSpool(args[1:], stdout, stderr)
 	case "dlq":
 		return runDLQ(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "relay", version)
 		return nil

@@ -1,0 +1,179 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/relaykit/twilio-relay/relay/twilio"
+)
+
+func TestSchedule(t *testing.T) {
+	for _, c := range []struct {
+		rate  float64
+		batch int
+		d     time.Duration
+		n     int
+		every time.Duration
+	}{
+		{1000, 1, time.Second, 1000, time.Millisecond},
+		{2000, 1, 15 * time.Second, 30000, 500 * time.Microsecond},
+		{1000, 10, time.Second, 100, 10 * time.Millisecond},
+		{1000, 3, time.Second, 334, 3 * time.Millisecond}, // rounded up to whole bodies
+		{0, 1, time.Second, 0, 0},
+	} {
+		n, every := Schedule(c.rate, c.batch, c.d)
+		if n != c.n || every != c.every {
+			t.Errorf("Schedule(%v, %d, %v) = %d, %v; want %d, %v", c.rate, c.batch, c.d, n, every, c.n, c.every)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	h := NewHistogram()
+	for us := int64(1); us <= 10000; us++ { // 1 µs .. 10 ms, uniform
+		_ = h.RecordValue(us * 1)
+	}
+	l := Summarize(h)
+	near := func(name string, got, want float64) {
+		if got < want*0.995 || got > want*1.005 {
+			t.Errorf("%s = %v ms, want %v ms ±0.5%%", name, got, want)
+		}
+	}
+	near("p50", l.P50, 5)
+	near("p90", l.P90, 9)
+	near("p99", l.P99, 9.9)
+	near("p99.9", l.P999, 9.99)
+	near("max", l.Max, 10)
+	if l.N != 10000 {
+		t.Errorf("n = %d", l.N)
+	}
+}
+
+func TestPayloads(t *testing.T) {
+	p, err := NewPayloads("x", 0.5, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	dups := 0
+	for range 200 {
+		body, fresh, d := p.Body(3)
+		var evs []map[string]any
+		if err := json.Unmarshal(body, &evs); err != nil || len(evs) != 3 {
+			t.Fatalf("body %s: %v", body, err)
+		}
+		for _, id := range fresh {
+			if seen[id] {
+				t.Fatalf("fresh id %s handed out twice", id)
+			}
+			seen[id] = true
+		}
+		for _, ev := range evs {
+			if !seen[ev["id"].(string)] {
+				t.Fatalf("id %v neither fresh nor sent before", ev["id"])
+			}
+			if ev["type"] == "com.twilio.eventstreams.test-event" {
+				t.Fatal("the sink test event is never deduplicated: it must not be in the load")
+			}
+		}
+		dups += d
+	}
+	if dups < 200 || dups > 400 { // about half of 600
+		t.Errorf("%d duplicates of 600 events with ratio 0.5", dups)
+	}
+}
+
+// The server answers by request order: 2xx, 429, 500, and a stalled answer beyond the timeout. Every
+// request is signed like Twilio and every event id answered 2xx is reported accepted.
+func TestRun(t *testing.T) {
+	const token, public = "tok", "https://relay.example.com/twilio/events"
+	v := twilio.NewVerifier([]string{token})
+	var (
+		n        atomic.Int64
+		mu       sync.Mutex
+		received = map[string]int{}
+		bad      atomic.Int64
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := v.Verify([]string{public}, r.URL.RawQuery, body, r.Header.Get(twilio.SignatureHeader)); err != nil {
+			bad.Add(1)
+		}
+		var evs []struct{ ID string }
+		_ = json.Unmarshal(body, &evs)
+		i := n.Add(1)
+		switch i % 10 {
+		case 1:
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		case 2:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		mu.Lock()
+		for _, e := range evs {
+			received[e.ID]++
+		}
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{
+		URL: srv.URL + "/twilio/events", PublicURL: public, Token: token,
+		Rate: 2000, Duration: 100 * time.Millisecond, Batch: 2, Concurrency: 4, IDPrefix: "t",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad.Load() != 0 {
+		t.Errorf("%d requests failed verification", bad.Load())
+	}
+	if res.Requests != 100 || res.Sent != 100 || res.Events != 200 {
+		t.Errorf("requests %d sent %d events %d, want 100/100/200", res.Requests, res.Sent, res.Events)
+	}
+	if res.Status429 != 10 || res.Status5xx != 10 || res.Status2xx != 80 || res.Errors != 20 || res.Transport != 0 {
+		t.Errorf("statuses %+v", res)
+	}
+	if res.Latency.N != 100 {
+		t.Errorf("latencies recorded %d, want 100", res.Latency.N)
+	}
+	if len(res.Accepted) != 160 {
+		t.Errorf("%d accepted ids, want 160", len(res.Accepted))
+	}
+	for _, id := range res.Accepted {
+		if received[id] != 1 || !strings.HasPrefix(id, "EZt") {
+			t.Errorf("accepted %s received %d times", id, received[id])
+		}
+	}
+}
+
+// With one slot and a server that holds each request until released, the requests due meanwhile find
+// the cap reached and are counted late; all are still sent and timed from their scheduled start.
+func TestRunLate(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer srv.Close()
+	done := make(chan *Result, 1)
+	go func() {
+		// 5 requests due within 5 µs: all but the first are due while the first is held.
+		res, err := Run(context.Background(), Config{URL: srv.URL, Rate: 1e6, Duration: 5 * time.Microsecond, Concurrency: 1})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	for range 5 {
+		release <- struct{}{}
+	}
+	res := <-done
+	if res.Sent != 5 || res.Late < 1 || res.Late > 4 || res.Status2xx != 5 || res.Latency.N != 5 || res.Signed {
+		t.Errorf("sent %d late %d 2xx %d timed %d signed %v; want 5, 1..4, 5, 5, false", res.Sent, res.Late, res.Status2xx, res.Latency.N, res.Signed)
+	}
+}

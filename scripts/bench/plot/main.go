@@ -1,0 +1,185 @@
+// Command plot reads the per-run results of scripts/bench/compare.sh (<system>_<rate>_<round>.json, the
+// JSON of `relay bench -out`), takes the median of the rounds per system and offered rate, writes them
+// to -json, draws p99 latency against achieved throughput to -png (gonum.org/v1/plot), and prints a
+// Markdown table with the ratios the performance issue asks for.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+type run struct {
+	Offered  float64 `json:"offered_events_per_s"`
+	Achieved float64 `json:"achieved_events_per_s"`
+	Sent     int64   `json:"sent"`
+	Late     int64   `json:"late"`
+	Errors   int64   `json:"errors"`
+	Latency  struct {
+		P50  float64 `json:"p50"`
+		P99  float64 `json:"p99"`
+		P999 float64 `json:"p99_9"`
+	} `json:"latency_ms"`
+	Verify *struct {
+		Missing int  `json:"missing"`
+		OK      bool `json:"ok"`
+	} `json:"verify"`
+}
+
+type point struct {
+	System   string  `json:"system"`
+	Offered  float64 `json:"offered_events_per_s"`
+	Rounds   int     `json:"rounds"`
+	Achieved float64 `json:"achieved_events_per_s"` // medians of the rounds
+	P50      float64 `json:"p50_ms"`
+	P99      float64 `json:"p99_ms"`
+	P999     float64 `json:"p99_9_ms"`
+	Errors   int64   `json:"errors"`        // summed over the rounds
+	Late     int64   `json:"late"`          // summed
+	Missing  int     `json:"kafka_missing"` // summed; -1 when not verified
+}
+
+var systems = []string{"bare", "relay-ack", "relay-kafka", "benthos-kafka"}
+
+var labels = map[string]string{"bare": "bare Fiber", "relay-ack": "relay + ack sink", "relay-kafka": "relay + Kafka", "benthos-kafka": "Benthos + Kafka"}
+
+func median(v []float64) float64 {
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func main() {
+	dir := flag.String("dir", "", "directory of per-run JSON files")
+	out := flag.String("json", "", "write the medians here")
+	png := flag.String("png", "", "write the chart here")
+	flag.Parse()
+	files, _ := filepath.Glob(filepath.Join(*dir, "*_*_*.json"))
+	runs := map[string]map[float64][]run{}
+	for _, f := range files {
+		parts := strings.Split(strings.TrimSuffix(filepath.Base(f), ".json"), "_")
+		if len(parts) != 3 {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			log.Fatal(err)
+		}
+		var r run
+		if err := json.Unmarshal(b, &r); err != nil {
+			log.Fatalf("%s: %v", f, err)
+		}
+		rate, _ := strconv.ParseFloat(parts[1], 64)
+		if runs[parts[0]] == nil {
+			runs[parts[0]] = map[float64][]run{}
+		}
+		runs[parts[0]][rate] = append(runs[parts[0]][rate], r)
+	}
+	var points []point
+	for _, s := range systems {
+		rates := make([]float64, 0)
+		for r := range runs[s] {
+			rates = append(rates, r)
+		}
+		slices.Sort(rates)
+		for _, rate := range rates {
+			rs := runs[s][rate]
+			p := point{System: s, Offered: rate, Rounds: len(rs), Missing: -1}
+			var a, p50, p99, p999 []float64
+			for _, r := range rs {
+				a, p50, p99, p999 = append(a, r.Achieved), append(p50, r.Latency.P50), append(p99, r.Latency.P99), append(p999, r.Latency.P999)
+				p.Errors += r.Errors
+				p.Late += r.Late
+				if r.Verify != nil {
+					p.Missing = max(p.Missing, 0) + r.Verify.Missing
+				}
+			}
+			p.Achieved, p.P50, p.P99, p.P999 = median(a), median(p50), median(p99), median(p999)
+			points = append(points, p)
+		}
+	}
+	if *out != "" {
+		b, _ := json.MarshalIndent(points, "", "  ")
+		if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Println("| system | offered ev/s | achieved ev/s | p50 ms | p99 ms | p99.9 ms | errors | late | missing in Kafka |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	for _, p := range points {
+		miss := "–"
+		if p.Missing >= 0 {
+			miss = strconv.Itoa(p.Missing)
+		}
+		fmt.Printf("| %s | %.0f | %.0f | %.2f | %.2f | %.2f | %d | %d | %s |\n", labels[p.System], p.Offered, p.Achieved, p.P50, p.P99, p.P999, p.Errors, p.Late, miss)
+	}
+	at := func(s string, rate float64) *point {
+		for i := range points {
+			if points[i].System == s && points[i].Offered == rate {
+				return &points[i]
+			}
+		}
+		return nil
+	}
+	fmt.Println()
+	fmt.Println("| offered ev/s | relay+Kafka / Benthos+Kafka throughput | p99 relay+Kafka / Benthos | relay+ack / bare throughput |")
+	fmt.Println("|---|---|---|---|")
+	for _, p := range points {
+		if p.System != "bare" {
+			continue
+		}
+		rk, bk, ra := at("relay-kafka", p.Offered), at("benthos-kafka", p.Offered), at("relay-ack", p.Offered)
+		col := func(a, b *point, f func(*point) float64) string {
+			if a == nil || b == nil || f(b) == 0 {
+				return "–"
+			}
+			return fmt.Sprintf("%.2f", f(a)/f(b))
+		}
+		thr := func(q *point) float64 { return q.Achieved }
+		p99 := func(q *point) float64 { return q.P99 }
+		fmt.Printf("| %.0f | %s | %s | %s |\n", p.Offered, col(rk, bk, thr), col(rk, bk, p99), col(ra, &p, thr))
+	}
+	if *png == "" {
+		return
+	}
+	pl := plot.New()
+	pl.Title.Text = "Open loop, 1-event POSTs: p99 latency vs achieved throughput (medians)"
+	pl.X.Label.Text = "achieved events/s"
+	pl.Y.Label.Text = "p99 latency (ms, log)"
+	pl.Y.Scale = plot.LogScale{}
+	pl.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	pl.Legend.Top = true
+	pl.Legend.Left = true
+	var args []any
+	for _, s := range systems {
+		var xys plotter.XYs
+		for _, p := range points {
+			if p.System == s {
+				xys = append(xys, plotter.XY{X: p.Achieved, Y: max(p.P99, 0.01)})
+			}
+		}
+		if len(xys) > 0 {
+			args = append(args, labels[s], xys)
+		}
+	}
+	if err := plotutil.AddLinePoints(pl, args...); err != nil {
+		log.Fatal(err)
+	}
+	if err := pl.Save(9*vg.Inch, 5.5*vg.Inch, *png); err != nil {
+		log.Fatal(err)
+	}
+}
