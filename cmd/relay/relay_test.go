@@ -68,17 +68,9 @@ func startRelay(t testing.TB, k *kafkaserver.Server, env map[string]string) *har
 	return startRelayWith(t, k, testConfig, env)
 }
 
-// startRelayWith is startRelay with another configuration text.
-func startRelayWith(t testing.TB, k *kafkaserver.Server, yaml string, env map[string]string) *harness {
+// runRelay runs the program with cfg until the test ends; a failed shutdown is reported with onShutdown.
+func runRelay(t testing.TB, cfg *config.Config, onShutdown func(format string, args ...any)) *Relay {
 	t.Helper()
-	vars := map[string]string{"TOKEN": token, "BROKERS": k.Addr()}
-	for key, v := range env {
-		vars[key] = v
-	}
-	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan *Relay, 1)
@@ -93,9 +85,24 @@ func startRelayWith(t testing.TB, k *kafkaserver.Server, yaml string, env map[st
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("relay shutdown: %v", err)
+			onShutdown("relay shutdown: %v", err)
 		}
 	})
+	return r
+}
+
+// startRelayWith is startRelay with another configuration text.
+func startRelayWith(t testing.TB, k *kafkaserver.Server, yaml string, env map[string]string) *harness {
+	t.Helper()
+	vars := map[string]string{"TOKEN": token, "BROKERS": k.Addr()}
+	for key, v := range env {
+		vars[key] = v
+	}
+	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runRelay(t, cfg, t.Errorf)
 	return &harness{t: t, kafka: k, relay: r, sender: &twilio.Sender{
 		URL: "http://" + r.Addr + "/twilio/events", PublicURL: publicURL, Token: token,
 		Client: &http.Client{Timeout: 10 * time.Second},

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -180,23 +179,7 @@ func startSinksRelay(t *testing.T, env map[string]string) (*Relay, *twilio.Sende
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan *Relay, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, log, func(r *Relay) { started <- r }) }()
-	var r *Relay
-	select {
-	case r = <-started:
-	case err := <-done:
-		t.Fatalf("relay did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Logf("relay shutdown: %v", err) // NATS may be down by then: its flush fails
-		}
-	})
+	r := runRelay(t, cfg, t.Logf) // NATS may be down by then: its flush fails
 	return r, &twilio.Sender{URL: "http://" + r.Addr + "/twilio/events", PublicURL: publicURL, Token: token,
 		Client: &http.Client{Timeout: 10 * time.Second}}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -73,23 +72,7 @@ func startRelayFile(t *testing.T, text string) (*Relay, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan *Relay, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, log, func(r *Relay) { started <- r }) }()
-	var r *Relay
-	select {
-	case r = <-started:
-	case err := <-done:
-		t.Fatalf("relay did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("relay shutdown: %v", err)
-		}
-	})
+	r := runRelay(t, cfg, t.Errorf)
 	return r, path
 }
 
