@@ -68,7 +68,7 @@ spec:
         {{- toYaml $v.livenessProbe | nindent 8 }}
       readinessProbe:
         httpGet:
-          path: {{ $v.readinessProbe.path | default (ternary "/healthz" "/readyz" $v.spool.enabled) }}
+          path: {{ $v.readinessProbe.path | default "/readyz" }}
           port: admin
         {{- toYaml (omit $v.readinessProbe "path") | nindent 8 }}
       {{- if $v.startupProbe.enabled }}
