@@ -191,14 +191,10 @@ func (p *Pipeline) attempt(ctx context.Context, name string, ps []pending) []err
 		start := time.Now()
 		err := sink.Write(ctx, msgs)
 		p.cfg.Observer.SinkWrite(name, len(msgs), time.Since(start), err)
-		var we WriteErrors
-		perMessage := errors.As(err, &we) && len(we) == len(msgs)
+		each := PerMessage(err, len(msgs))
 		next := todo[:0]
 		for j, i := range todo {
-			e := err
-			if perMessage {
-				e = we[j]
-			}
+			e := each[j]
 			errs[i] = e
 			if e != nil && !IsPermanent(e) {
 				next = append(next, i)

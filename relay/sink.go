@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -52,6 +53,23 @@ func (es WriteErrors) Error() string {
 		return "no errors"
 	}
 	return fmt.Sprintf("%d of %d messages failed, first: %v", n, len(es), first)
+}
+
+// PerMessage spreads the result of a Write of n messages over the messages: the WriteErrors entries when
+// err is a WriteErrors of n, else err for every message (nil for all when err is nil).
+func PerMessage(err error, n int) []error {
+	out := make([]error, n)
+	var we WriteErrors
+	switch {
+	case err == nil:
+	case errors.As(err, &we) && len(we) == n:
+		copy(out, we)
+	default:
+		for i := range out {
+			out[i] = err
+		}
+	}
+	return out
 }
 
 // Unwrap returns the per-message errors, so that errors.Is and errors.As see them.

@@ -45,22 +45,14 @@ func (p *Pipeline) spoolFor(sink string) Spool {
 // message is delivered or safely dead-lettered and may leave the spool, else the transient failure.
 func (p *Pipeline) Redeliver(ctx context.Context, sink string, msgs []Message) []error {
 	s, ok := p.cfg.Sinks[sink]
-	errs := make([]error, len(msgs))
+	var errs []error
 	if !ok {
-		for i := range errs {
-			errs[i] = Permanent(errors.New("no sink named " + sink))
-		}
+		errs = PerMessage(Permanent(errors.New("no sink named "+sink)), len(msgs))
 	} else {
 		start := time.Now()
 		err := s.Write(ctx, msgs)
 		p.cfg.Observer.SinkWrite(sink, len(msgs), time.Since(start), err)
-		var we WriteErrors
-		perMessage := errors.As(err, &we) && len(we) == len(msgs)
-		for i := range msgs {
-			if errs[i] = err; perMessage {
-				errs[i] = we[i]
-			}
-		}
+		errs = PerMessage(err, len(msgs))
 	}
 	var dls []pending
 	var idx []int

@@ -41,7 +41,7 @@ func write(t *testing.T, s relay.Sink, msgs ...relay.Message) error {
 	return s.Write(ctx, msgs)
 }
 
-// write1 writes one message and returns its own error (relay.WriteErrors does not unwrap).
+// write1 writes one message and returns its own error, checking that a WriteErrors holds exactly one.
 func write1(t *testing.T, s relay.Sink, msg relay.Message) error {
 	t.Helper()
 	err := write(t, s, msg)

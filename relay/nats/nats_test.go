@@ -34,19 +34,7 @@ func write(t *testing.T, s *nats.Sink, msgs ...relay.Message) []error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := s.Write(ctx, msgs)
-	out := make([]error, len(msgs))
-	var we relay.WriteErrors
-	switch {
-	case err == nil:
-	case errors.As(err, &we) && len(we) == len(msgs):
-		copy(out, we)
-	default:
-		for i := range out {
-			out[i] = err
-		}
-	}
-	return out
+	return relay.PerMessage(s.Write(ctx, msgs), len(msgs))
 }
 
 // TestErrorClasses: what is permanent and what is transient, against a real server.

@@ -2,7 +2,6 @@ package redis_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -34,19 +33,7 @@ func write(t *testing.T, s *redis.Sink, msgs ...relay.Message) []error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := s.Write(ctx, msgs)
-	out := make([]error, len(msgs))
-	var we relay.WriteErrors
-	switch {
-	case err == nil:
-	case errors.As(err, &we) && len(we) == len(msgs):
-		copy(out, we)
-	default:
-		for i := range out {
-			out[i] = err
-		}
-	}
-	return out
+	return relay.PerMessage(s.Write(ctx, msgs), len(msgs))
 }
 
 // TestEntry: the fields of an entry, in order.

@@ -121,20 +121,7 @@ func checkShape(t *testing.T, msgs []relay.Message, err error) {
 }
 
 // results spreads a Write's result over the messages: nil where acknowledged.
-func results(msgs []relay.Message, err error) []error {
-	out := make([]error, len(msgs))
-	var we relay.WriteErrors
-	switch {
-	case err == nil:
-	case errors.As(err, &we) && len(we) == len(msgs):
-		copy(out, we)
-	default:
-		for i := range out {
-			out[i] = err
-		}
-	}
-	return out
-}
+func results(msgs []relay.Message, err error) []error { return relay.PerMessage(err, len(msgs)) }
 
 func mustWrite(t *testing.T, sink relay.Sink, msgs []relay.Message) {
 	t.Helper()
