@@ -1,5 +1,6 @@
-// Package kafkaserver runs a real single-node Apache Kafka 4.x broker (KRaft, combined
-// broker+controller) for integration tests, from the jars fetched by scripts/kafka/fetch.sh:
+// Package kafkaserver runs real Apache Kafka 4.x brokers (KRaft, combined broker+controller) for
+// integration tests, a single node or a small cluster, from the jars fetched by
+// scripts/kafka/fetch.sh:
 //
 //	RELAY_KAFKA_LIBS=$(scripts/kafka/fetch.sh) go test ./...
 //
@@ -12,23 +13,27 @@
 // WithSASL(User{Name: "alice", Password: "secret"}) adds a SASL_PLAINTEXT listener (SASLAddr) with
 // PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; CreateTopicWithConfig sets topic configuration.
 //
-// The broker listens on free 127.0.0.1 ports, keeps its data under t.TempDir() and is killed
-// in t.Cleanup. The JVM runs in its own process group and gets SIGKILL if the test binary dies.
+// StartCluster(t, libs, 3) starts three nodes in one controller quorum (Cluster.Bootstrap lists
+// their addresses); Cluster.CreateTopicWithConfig takes a replication factor. Faults are injected
+// per node: Stop (SIGTERM), Kill (SIGKILL), Restart, and Pause/Resume (SIGSTOP/SIGCONT, a frozen
+// broker whose requests run into their deadlines).
 //
-// Start returns only once the broker is registered and unfenced and its group coordinator is
-// loaded, so the first consumer-group join does not hit "Group Coordinator Not Available"
-// (which kafka-go answers with a 5s JoinGroupBackoff).
+// Brokers listen on free 127.0.0.1 ports, keep their data under t.TempDir() and are killed
+// in t.Cleanup (a paused one too). Each JVM runs in its own process group and gets SIGKILL if the
+// test binary dies.
+//
+// Start and StartCluster return only once each broker is registered and unfenced and the group
+// coordinator is loaded, so the first consumer-group join does not hit "Group Coordinator Not
+// Available" (which kafka-go answers with a 5s JoinGroupBackoff).
 //
 // Startup speed: the storage format (a separate JVM run) is done once per test binary (and per
-// WithSASL user set) and reused with fresh cluster/directory ids; and the first broker started
-// against a libs dir records a JVM class-data-sharing archive (libsDir/.cds/*.jsa, ~50 MB) when it stops
-// gracefully, which later JVMs load. RELAY_KAFKA_CDS=0 disables the archive.
+// configuration and WithSASL user set) and reused with fresh cluster/directory ids; and the first
+// broker started against a libs dir records a JVM class-data-sharing archive (libsDir/.cds/*.jsa,
+// ~50 MB) when it stops gracefully, which later JVMs load. RELAY_KAFKA_CDS=0 disables the archive.
 package kafkaserver
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -53,7 +58,6 @@ const (
 
 	readyTimeout = 60 * time.Second
 	stopTimeout  = 20 * time.Second
-	nodeID       = 1
 )
 
 // defaultJVMOpts keep each broker small and quick to start; several fit on a 2-core machine.
@@ -90,14 +94,39 @@ type config struct {
 	sasl  *saslConfig // nil: no SASL listener (see WithSASL)
 }
 
+// newConfig checks libsDir and applies opts over base (the cluster's replication defaults, or
+// nil). It fails the test on an unusable libs dir or invalid options.
+func newConfig(t testing.TB, libsDir string, base map[string]string, opts []Option) config {
+	t.Helper()
+	if fi, err := os.Stat(libsDir); err != nil || !fi.IsDir() {
+		t.Fatalf("kafkaserver: libs dir %q is not a directory (run scripts/kafka/fetch.sh): %v", libsDir, err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(libsDir, "kafka_2.13-*.jar")); len(m) == 0 {
+		t.Fatalf("kafkaserver: no kafka_2.13-*.jar in %q (run scripts/kafka/fetch.sh)", libsDir)
+	}
+	cfg := config{props: map[string]string{}}
+	for k, v := range base {
+		cfg.props[k] = v
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.sasl.validate(); err != nil {
+		t.Fatalf("kafkaserver: %v", err)
+	}
+	return cfg
+}
+
 // WithProperty sets (or overrides) one server.properties entry. Node id, roles, listeners,
 // quorum voters and log.dirs are managed by the package and cannot be overridden.
 func WithProperty(key, value string) Option {
 	return func(c *config) { c.props[key] = value }
 }
 
-// Server is a running (or stopped) single-node Kafka broker.
+// Server is a running (or stopped) Kafka node, combined broker and controller: a single-node
+// broker from Start, or one node of a Cluster.
 type Server struct {
+	id       int // node.id, 1 for a single node
 	libsDir  string
 	dir      string // root temp dir: configs, logs/, data/
 	port     int
@@ -116,33 +145,24 @@ type Server struct {
 func Start(t testing.TB, libsDir string, opts ...Option) *Server {
 	t.Helper()
 	begin := time.Now()
-	if fi, err := os.Stat(libsDir); err != nil || !fi.IsDir() {
-		t.Fatalf("kafkaserver: libs dir %q is not a directory (run scripts/kafka/fetch.sh): %v", libsDir, err)
-	}
-	if m, _ := filepath.Glob(filepath.Join(libsDir, "kafka_2.13-*.jar")); len(m) == 0 {
-		t.Fatalf("kafkaserver: no kafka_2.13-*.jar in %q (run scripts/kafka/fetch.sh)", libsDir)
-	}
-	cfg := config{props: map[string]string{}}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if err := cfg.sasl.validate(); err != nil {
-		t.Fatalf("kafkaserver: %v", err)
-	}
-	s := &Server{libsDir: libsDir, dir: t.TempDir(), sasl: cfg.sasl}
+	cfg := newConfig(t, libsDir, nil, opts)
+	s := &Server{id: 1, libsDir: libsDir, dir: t.TempDir(), sasl: cfg.sasl}
 	t.Cleanup(s.cleanup)
 
 	// Free ports are found by binding :0 and closing; another process may take one in between,
 	// so a bind failure is retried with fresh ports.
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
-		if err := s.setup(cfg); err != nil {
+		if err := s.allocPorts(); err != nil {
 			t.Fatalf("kafkaserver: %v", err)
 		}
-		if err := s.prepareData(); err != nil {
+		if err := s.writeConfig(cfg, s.voter()); err != nil {
 			t.Fatalf("kafkaserver: %v", err)
 		}
-		err := s.launchAndWait()
+		if err := s.prepareData(""); err != nil {
+			t.Fatalf("kafkaserver: %v", err)
+		}
+		err := s.launchAndWait(context.Background())
 		if err == nil {
 			t.Logf("kafkaserver: broker %s ready in %v (dir %s)", s.Addr(), time.Since(begin).Round(time.Millisecond), s.dir)
 			return s
@@ -156,6 +176,10 @@ func Start(t testing.TB, libsDir string, opts ...Option) *Server {
 		t.Fatalf("kafkaserver: start: %v\n%s", err, logs)
 	}
 }
+
+// NodeID returns the node's node.id (the broker id in metadata): 1 for a single node, 1..n in a
+// Cluster.
+func (s *Server) NodeID() int { return s.id }
 
 // Addr returns the "127.0.0.1:port" of the PLAINTEXT listener.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
@@ -194,7 +218,7 @@ func (s *Server) Restart(t testing.TB) {
 		s.Stop(t)
 	}
 	begin := time.Now()
-	if err := s.launchAndWait(); err != nil {
+	if err := s.launchAndWait(context.Background()); err != nil {
 		logs := s.logTail()
 		s.kill()
 		t.Fatalf("kafkaserver: restart: %v\n%s", err, logs)
@@ -213,107 +237,40 @@ func (s *Server) CreateTopic(t testing.TB, name string, partitions int) {
 // {"max.message.bytes": "2048"}.
 func (s *Server) CreateTopicWithConfig(t testing.TB, name string, partitions int, configs map[string]string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	client, done := s.client(10 * time.Second)
-	defer done()
-
-	entries := make([]kafka.ConfigEntry, 0, len(configs))
-	for k, v := range configs {
-		entries = append(entries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
-	}
-	for {
-		res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-			Topic:             name,
-			NumPartitions:     partitions,
-			ReplicationFactor: 1,
-			ConfigEntries:     entries,
-		}}})
-		if err == nil {
-			err = res.Errors[name]
-		}
-		if err == nil || errors.Is(err, kafka.TopicAlreadyExists) {
-			break
-		}
-		if !retriableCreate(err) || ctx.Err() != nil {
-			t.Fatalf("kafkaserver: create topic %q: %v", name, err)
-		}
-		sleep(ctx, 100*time.Millisecond)
-	}
-
-	var last string
-	for ctx.Err() == nil {
-		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{name}})
-		switch {
-		case err != nil:
-			last = err.Error()
-		case len(md.Topics) != 1 || md.Topics[0].Error != nil:
-			last = fmt.Sprintf("topic metadata: %+v", md.Topics)
-		default:
-			ready := len(md.Topics[0].Partitions) == partitions
-			for _, p := range md.Topics[0].Partitions {
-				if p.Error != nil || p.Leader.ID != nodeID {
-					ready = false
-				}
-			}
-			if !ready {
-				last = fmt.Sprintf("partitions not ready: %+v", md.Topics[0].Partitions)
-				break
-			}
-			// The metadata cache names the leader a moment before the partition is online in the
-			// replica manager; until then a produce gets NOT_LEADER_OR_FOLLOWER. ListOffsets takes
-			// the same path as a produce.
-			if last = s.partitionsOnline(ctx, client, name, partitions); last == "" {
-				return
-			}
-		}
-		sleep(ctx, 50*time.Millisecond)
-	}
-	t.Fatalf("kafkaserver: topic %q not ready after 30s: %s", name, last)
+	createTopic(t, []string{s.Addr()}, name, partitions, 1, configs)
 }
 
-// retriableCreate reports whether a CreateTopics failure may pass: a network error, or the broker
-// briefly fenced when a loaded machine delays its heartbeats (BROKER_NOT_AVAILABLE, or
-// INVALID_REPLICATION_FACTOR since no broker is unfenced to hold the single replica).
-func retriableCreate(err error) bool {
-	var kerr kafka.Error
-	if !errors.As(err, &kerr) {
-		return true
+// Pause freezes the broker JVM with SIGSTOP: it keeps its sockets (the kernel still accepts
+// connections) but answers nothing, heartbeats nothing and replicates nothing until Resume, so a
+// request to it runs into its deadline. Stop, Kill, Restart and the test's cleanup all work on a
+// paused broker (they continue it as needed).
+func (s *Server) Pause(t testing.TB) {
+	t.Helper()
+	if err := s.signalPause(true); err != nil {
+		t.Fatalf("kafkaserver: pause broker %s: %v", s.Addr(), err)
 	}
-	return kerr.Temporary() || kerr == kafka.BrokerNotAvailable || kerr == kafka.InvalidReplicationFactor
+	t.Logf("kafkaserver: broker %s paused (SIGSTOP)", s.Addr())
 }
 
-// partitionsOnline returns "" when every partition of topic answers ListOffsets, else why not.
-func (s *Server) partitionsOnline(ctx context.Context, client *kafka.Client, topic string, partitions int) string {
-	reqs := make([]kafka.OffsetRequest, partitions)
-	for p := range reqs {
-		reqs[p] = kafka.LastOffsetOf(p)
+// Resume continues a broker frozen by Pause (SIGCONT). The broker may need a moment to catch
+// up: a paused broker misses its heartbeats, so a controller may have fenced it meanwhile.
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	if err := s.signalPause(false); err != nil {
+		t.Fatalf("kafkaserver: resume broker %s: %v", s.Addr(), err)
 	}
-	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return "list offsets: " + err.Error()
-	}
-	if len(res.Topics[topic]) != partitions {
-		return fmt.Sprintf("list offsets: %+v", res.Topics)
-	}
-	for _, p := range res.Topics[topic] {
-		if p.Error != nil {
-			return fmt.Sprintf("list offsets of partition %d: %v", p.Partition, p.Error)
-		}
-	}
-	return ""
+	t.Logf("kafkaserver: broker %s resumed (SIGCONT)", s.Addr())
 }
 
-// client returns a kafka-go client with its own transport (no pooled connections shared with
-// other brokers or outliving a restart) and a func that closes its connections.
+// client returns a kafka-go client of this broker; see newClient.
 func (s *Server) client(timeout time.Duration) (*kafka.Client, func()) {
-	tr := &kafka.Transport{DialTimeout: time.Second, MetadataTTL: 100 * time.Millisecond}
-	return &kafka.Client{Addr: kafka.TCP(s.Addr()), Timeout: timeout, Transport: tr}, tr.CloseIdleConnections
+	return newClient([]string{s.Addr()}, timeout)
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
+// newClient returns a kafka-go client bootstrapped from addrs, with its own transport (no pooled
+// connections shared with other brokers or outliving a restart, metadata refreshed every 100ms)
+// and a func that closes its connections.
+func newClient(addrs []string, timeout time.Duration) (*kafka.Client, func()) {
+	tr := &kafka.Transport{DialTimeout: time.Second, MetadataTTL: 100 * time.Millisecond}
+	return &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: timeout, Transport: tr}, tr.CloseIdleConnections
 }

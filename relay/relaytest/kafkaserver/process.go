@@ -3,9 +3,7 @@ package kafkaserver
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -29,8 +27,8 @@ type process struct {
 	dump   *cdsDump      // non-nil if this JVM records the CDS archive at exit
 }
 
-// launchAndWait starts the JVM and waits until the broker is ready or fails.
-func (s *Server) launchAndWait() error {
+// launchAndWait starts the JVM and waits until the broker is ready, fails, or ctx is done.
+func (s *Server) launchAndWait(ctx context.Context) error {
 	out, err := os.OpenFile(s.stdoutPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -69,7 +67,7 @@ func (s *Server) launchAndWait() error {
 	s.proc = p
 	s.mu.Unlock()
 
-	if err := s.waitReady(p); err != nil {
+	if err := s.waitReady(ctx, p); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -79,9 +77,10 @@ func (s *Server) launchAndWait() error {
 }
 
 // waitReady polls the broker until its metadata lists itself as a broker (registered and
-// unfenced) and controller, then until its group coordinator answers OffsetFetch.
-func (s *Server) waitReady(p *process) error {
-	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+// unfenced) and names a controller, then until the group coordinator answers OffsetFetch. It
+// gives up after readyTimeout or when ctx is done.
+func (s *Server) waitReady(ctx context.Context, p *process) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, readyTimeout, fmt.Errorf("not ready after %v", readyTimeout))
 	defer cancel()
 	client, done := s.client(2 * time.Second)
 	defer done()
@@ -98,7 +97,7 @@ func (s *Server) waitReady(p *process) error {
 				return nil
 			}
 			if ctx.Err() != nil {
-				return fmt.Errorf("broker not ready after %v (%s): %v", readyTimeout, what, err)
+				return fmt.Errorf("broker %v (%s): %v", context.Cause(ctx), what, err)
 			}
 			select {
 			case <-p.done:
@@ -113,8 +112,10 @@ func (s *Server) waitReady(p *process) error {
 		if err != nil {
 			return err
 		}
+		// In KRaft the metadata's controller is a random live broker (clients cannot reach the
+		// controllers), so a single node names itself.
 		for _, b := range md.Brokers {
-			if b.ID == nodeID && md.Controller.ID == nodeID {
+			if b.ID == s.id && md.Controller.Host != "" {
 				return nil
 			}
 		}
@@ -123,8 +124,9 @@ func (s *Server) waitReady(p *process) error {
 	if err != nil {
 		return err
 	}
-	// The first FindCoordinator creates __consumer_offsets; OffsetFetch succeeds once its
-	// partition is loaded.
+	// The first FindCoordinator creates __consumer_offsets (in a cluster, once enough brokers
+	// have registered for its replication factor); OffsetFetch succeeds once its partition is
+	// loaded.
 	const group = "kafkaserver-readiness"
 	return poll("group coordinator", func() error {
 		fc, err := client.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: group, KeyType: kafka.CoordinatorKeyTypeConsumer})
@@ -191,6 +193,8 @@ func (s *Server) stop() bool {
 	p.termed = true
 	s.mu.Unlock()
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	// A stopped (paused) JVM keeps the SIGTERM pending until it is continued.
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT)
 	select {
 	case <-p.done:
 		s.clear(p)
@@ -201,6 +205,7 @@ func (s *Server) stop() bool {
 	}
 }
 
+// kill sends SIGKILL, which also ends a stopped (paused) process, and waits for the exit.
 func (s *Server) kill() {
 	p := s.current()
 	if p == nil {
@@ -214,7 +219,24 @@ func (s *Server) kill() {
 	s.clear(p)
 }
 
-// cleanup kills the broker, unless it is recording the CDS archive, which needs a clean exit.
+// signalPause sends SIGSTOP (pause) or SIGCONT (!pause) to the running JVM's process group.
+func (s *Server) signalPause(pause bool) error {
+	p := s.current()
+	if p == nil {
+		return errors.New("broker is not running")
+	}
+	sig := syscall.SIGCONT
+	if pause {
+		sig = syscall.SIGSTOP
+	}
+	if err := syscall.Kill(-p.cmd.Process.Pid, sig); err != nil {
+		return fmt.Errorf("%v: %w", sig, err)
+	}
+	return nil
+}
+
+// cleanup kills the broker, unless it is recording the CDS archive, which needs a clean exit
+// (stop continues a paused JVM; SIGKILL needs no continuing).
 func (s *Server) cleanup() {
 	if p := s.current(); p != nil && p.dump != nil {
 		s.stop()
@@ -272,98 +294,4 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
-}
-
-// --- JVM class-data-sharing (CDS) archive ---------------------------------------------------
-//
-// A dynamic CDS archive of the classes a broker loads cuts JVM startup by about a second. The
-// first JVM run against a libs dir (per java binary, jar set and JVM options) records it with
-// -XX:ArchiveClassesAtExit when it exits cleanly; an flock keeps concurrent test binaries from
-// recording at once, and the file is renamed into place only when complete. A stale or
-// mismatched archive is ignored by the JVM (it prints a warning to stdout.log and runs without).
-
-type cdsDump struct {
-	tmp, final string
-	lock       *os.File
-}
-
-// finish moves a complete archive into place (ok) or discards it, and releases the lock.
-func (d *cdsDump) finish(ok bool) {
-	if d == nil {
-		return
-	}
-	if fi, err := os.Stat(d.tmp); ok && err == nil && fi.Size() > 0 {
-		_ = os.Rename(d.tmp, d.final)
-	} else {
-		_ = os.Remove(d.tmp)
-	}
-	d.lock.Close() // releases the flock
-}
-
-// cdsPath returns the archive path for this libs dir, java binary and JVM options, or "".
-func (s *Server) cdsPath() string {
-	if os.Getenv(EnvCDS) == "0" {
-		return ""
-	}
-	h := sha256.New()
-	java, err := exec.LookPath(javaBin())
-	if err != nil {
-		return ""
-	}
-	if real, err := filepath.EvalSymlinks(java); err == nil {
-		java = real
-	}
-	fi, err := os.Stat(java)
-	if err != nil {
-		return ""
-	}
-	fmt.Fprintf(h, "%s %d %d\n", java, fi.Size(), fi.ModTime().UnixNano())
-	fmt.Fprintln(h, defaultJVMOpts, os.Getenv(EnvJavaOpts))
-	jars, _ := filepath.Glob(filepath.Join(s.libsDir, "*.jar"))
-	for _, j := range jars {
-		if fi, err := os.Stat(j); err == nil {
-			fmt.Fprintf(h, "%s %d %d\n", filepath.Base(j), fi.Size(), fi.ModTime().UnixNano())
-		}
-	}
-	return filepath.Join(s.libsDir, ".cds", "kafka-"+hex.EncodeToString(h.Sum(nil))[:16]+".jsa")
-}
-
-// cdsUseArgs returns the JVM flag to use an existing archive, if any.
-func (s *Server) cdsUseArgs() []string {
-	path := s.cdsPath()
-	if path == "" {
-		return nil
-	}
-	if _, err := os.Stat(path); err != nil {
-		return nil
-	}
-	return []string{"-XX:SharedArchiveFile=" + path}
-}
-
-// cds returns the JVM flags for a broker run: use the archive if it exists, else record it if no
-// other process is doing so.
-func (s *Server) cds() ([]string, *cdsDump) {
-	if args := s.cdsUseArgs(); args != nil {
-		return args, nil
-	}
-	path := s.cdsPath()
-	if path == "" || os.MkdirAll(filepath.Dir(path), 0o755) != nil {
-		return nil, nil
-	}
-	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, nil
-	}
-	if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
-		lock.Close() // someone else is recording it
-		return nil, nil
-	}
-	if _, err := os.Stat(path); err == nil { // recorded while we were looking
-		lock.Close()
-		return []string{"-XX:SharedArchiveFile=" + path}, nil
-	}
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := fmt.Sprintf("%s.tmp-%d-%s", path, os.Getpid(), hex.EncodeToString(rnd[:]))
-	return []string{"-XX:ArchiveClassesAtExit=" + tmp}, &cdsDump{tmp: tmp, final: path, lock: lock}
 }

@@ -11,7 +11,9 @@ import (
 )
 
 // ReadTopic returns every record of topic on the broker at addr, partition by partition (so in order
-// per key), read with the relay's own topic reader.
+// per key), read with the relay's own topic reader. addr may list several brokers, comma-separated
+// (Cluster.Bootstrap): the partitions are listed through the first that answers, and each
+// partition's leader is looked up through the first one, which must be up.
 func ReadTopic(t testing.TB, addr, topic string) []kafkago.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
