@@ -94,7 +94,10 @@ func runRelay(t testing.TB, cfg *config.Config, onShutdown func(format string, a
 // startRelayWith is startRelay with another configuration text.
 func startRelayWith(t testing.TB, k *kafkaserver.Server, yaml string, env map[string]string) *harness {
 	t.Helper()
-	vars := map[string]string{"TOKEN": token, "BROKERS": k.Addr()}
+	vars := map[string]string{"TOKEN": token}
+	if k != nil {
+		vars["BROKERS"] = k.Addr()
+	}
 	for key, v := range env {
 		vars[key] = v
 	}

@@ -5,15 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/relaykit/twilio-relay/relay/twilio"
 )
 
 // TestSpoolRidesOutKafkaOutage: with the spool on, Kafka stopped for longer than the request deadline
@@ -101,40 +97,10 @@ func waitSpoolEmpty(t *testing.T, admin string) {
 // SIGKILL, brings Kafka back, restarts the relay, and finds every spooled event in Kafka.
 func TestSpoolSurvivesSIGKILL(t *testing.T) {
 	k := startKafka(t)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "relay")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	listen, admin := freePort(t), freePort(t)
-	cfgPath := filepath.Join(dir, "config.yaml")
-	cfg := strings.NewReplacer("\nlisten: 127.0.0.1:0\n", "\nlisten: "+listen+"\n",
-		"admin: { listen: 127.0.0.1:0 }", "admin: { listen: "+admin+" }").Replace(testConfig)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), "TOKEN="+token, "BROKERS="+k.Addr(), "SPOOL_DIR="+filepath.Join(dir, "spool"), "SPOOL_SINKS=kafka")
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve", "-config", cfgPath)
-		cmd.Env = env
-		cmd.Stderr = testWriter{t}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
-			if resp, err := http.Get("http://" + admin + "/healthz"); err == nil {
-				resp.Body.Close()
-				return cmd
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatal("the relay did not come up")
-		return nil
-	}
-	cmd := start()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-	sender := &twilio.Sender{URL: "http://" + listen + "/twilio/events", PublicURL: publicURL, Token: token, Client: &http.Client{Timeout: 10 * time.Second}}
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	p := newRelayProcess(t, testConfig, map[string]string{"BROKERS": k.Addr(), "SPOOL_DIR": spoolDir, "SPOOL_SINKS": "kafka"})
+	p.Start()
+	sender := p.Sender()
 	k.Stop(t)
 	var ids []string
 	for i := range 15 {
@@ -145,20 +111,18 @@ func TestSpoolSurvivesSIGKILL(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = cmd.Process.Wait()
+	p.Signal(syscall.SIGKILL)
+	p.Wait(10 * time.Second)
 	var out, errOut syncBuffer
-	if err := run(context.Background(), []string{"spool", "-dir", filepath.Join(dir, "spool")}, &out, &errOut); err != nil {
+	if err := run(context.Background(), []string{"spool", "-dir", spoolDir}, &out, &errOut); err != nil {
 		t.Fatalf("relay spool: %v %s", err, errOut.String())
 	}
 	if !strings.Contains(out.String(), "sink kafka: 15 waiting") || !strings.Contains(out.String(), "EZkill00") {
 		t.Fatalf("relay spool after SIGKILL said:\n%s", out.String())
 	}
 	k.Restart(t)
-	cmd = start()
-	waitSpoolEmpty(t, "http://"+admin)
+	p.Start()
+	waitSpoolEmpty(t, p.Admin())
 	got := countByID(readTopic(t, k.Addr(), "twilio.messaging"))
 	for _, id := range ids {
 		if got[id] != 1 {
