@@ -21,8 +21,13 @@ echo "== Redis and NATS servers"
 scripts/servers/install.sh     # redis-server, nats-server (apt-get, only when missing)
 export RELAY_REQUIRE_SERVERS=1 # sink tests fail, not skip, without them
 
-echo "== go test (race detector, real Kafka)"
-go test -race -count=1 -timeout 20m ./...
+echo "== go test (race detector, real Kafka; the fault and bad-input scenarios in their short form)"
+ledger=$(mktemp)
+trap 'rm -f "$ledger"' EXIT
+RELAY_LEDGER_OUT=$ledger go test -race -count=1 -timeout 30m ./...
+
+echo "== ledger of the fault and bad-input scenarios (docs/reliability.md; scripts/reliability.sh runs them alone)"
+go run ./scripts/reliability/table <"$ledger"
 
 echo "== Helm chart (lint, unit tests, offline schema validation, relay check of every render)"
 scripts/test-chart.sh
