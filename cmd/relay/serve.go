@@ -147,12 +147,14 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 	}
 	monitor := twilio.NewMonitor(&cfg.Router, 64) // test events and refusals, for `relay twilio test`
 	r.server = receiver.New(receiver.Config{
-		Monitor:     monitor,
-		Endpoints:   endpoints,
-		Deadline:    time.Duration(cfg.Limits.RequestDeadline),
-		MaxInFlight: cfg.Limits.MaxInFlight,
-		ReadTimeout: time.Duration(cfg.Limits.ReadTimeout),
-		IdleTimeout: time.Duration(cfg.Limits.IdleTimeout),
+		Monitor:        monitor,
+		Endpoints:      endpoints,
+		Deadline:       time.Duration(cfg.Limits.RequestDeadline),
+		MaxInFlight:    cfg.Limits.MaxInFlight,
+		MaxConnections: cfg.Limits.MaxConnections,
+		MaxEvents:      cfg.Limits.MaxEvents,
+		ReadTimeout:    time.Duration(cfg.Limits.ReadTimeout),
+		IdleTimeout:    time.Duration(cfg.Limits.IdleTimeout),
 	}, pipeline, metrics, log)
 	acfg := admin.Config{Pingers: pingers, Registry: metrics.Registry, Pprof: cfg.Admin.Pprof}
 	acfg.Handlers = map[string]http.Handler{"/twilio/test-events": monitor}

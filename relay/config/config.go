@@ -61,6 +61,11 @@ type Limits struct {
 	ReadTimeout     relay.Duration `yaml:"read_timeout"`
 	IdleTimeout     relay.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout relay.Duration `yaml:"shutdown_timeout"`
+	// MaxConnections bounds the connections the webhook listener serves at once, idle keep-alive ones
+	// included; one more is answered 503 and closed before its request is read.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxEvents bounds the elements of one request body: a longer JSON array is dead-lettered whole.
+	MaxEvents int `yaml:"max_events"`
 }
 
 // Retry is the backoff between attempts to write to a sink, inside the request deadline.
@@ -240,6 +245,7 @@ func Parse(data []byte, env func(string) (string, bool)) (*Config, error) {
 	checkKnown(&root, reflect.TypeFor[Config](), "", &errs)
 	expandEnv(&root, "", env, &errs)
 	checkText(&root, reflect.TypeFor[Config](), "", &errs)
+	checkTypes(&root, reflect.TypeFor[Config](), "", &errs)
 	var c Config
 	if err := root.Decode(&c); err != nil {
 		var te *yaml.TypeError
@@ -256,6 +262,11 @@ func Parse(data []byte, env func(string) (string, bool)) (*Config, error) {
 	}
 	c.setDefaults()
 	if errs := c.validate(); len(errs) > 0 {
+		for _, e := range errs {
+			if re, ok := e.(*ruleError); ok {
+				re.line = lineAt(&root, re.path)
+			}
+		}
 		return nil, Errors(errs)
 	}
 	return &c, nil
@@ -283,6 +294,12 @@ func (c *Config) setDefaults() {
 	dur(&c.Limits.ShutdownTimeout, 20*time.Second)
 	if c.Limits.MaxInFlight == 0 {
 		c.Limits.MaxInFlight = 4096
+	}
+	if c.Limits.MaxConnections == 0 {
+		c.Limits.MaxConnections = 10_000
+	}
+	if c.Limits.MaxEvents == 0 {
+		c.Limits.MaxEvents = 10_000
 	}
 	dur(&c.Retry.Initial, time.Duration(relay.DefaultBackoff.Initial))
 	dur(&c.Retry.Max, time.Duration(relay.DefaultBackoff.Max))

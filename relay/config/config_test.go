@@ -57,6 +57,7 @@ func TestLoadShippedConfig(t *testing.T) {
 		{"log.format", c.Log.Format, "json"},
 		{"limits.request_deadline", time.Duration(c.Limits.RequestDeadline), 4 * time.Second},
 		{"limits.max_in_flight", c.Limits.MaxInFlight, 4096},
+		{"limits.max_connections (default)", c.Limits.MaxConnections, 10_000},
 		{"limits.shutdown_timeout", time.Duration(c.Limits.ShutdownTimeout), 20 * time.Second},
 		{"limits.read_timeout (default)", time.Duration(c.Limits.ReadTimeout), 10 * time.Second},
 		{"limits.idle_timeout (default)", time.Duration(c.Limits.IdleTimeout), 60 * time.Second},
@@ -239,6 +240,8 @@ func TestDefaults(t *testing.T) {
 		{"log.format", c.Log.Format, "json"},
 		{"request_deadline", time.Duration(c.Limits.RequestDeadline), 4 * time.Second},
 		{"max_in_flight", c.Limits.MaxInFlight, 4096},
+		{"max_connections", c.Limits.MaxConnections, 10_000},
+		{"max_events", c.Limits.MaxEvents, 10_000},
 		{"read_timeout", time.Duration(c.Limits.ReadTimeout), 10 * time.Second},
 		{"idle_timeout", time.Duration(c.Limits.IdleTimeout), 60 * time.Second},
 		{"shutdown_timeout", time.Duration(c.Limits.ShutdownTimeout), 20 * time.Second},
@@ -274,7 +277,7 @@ func TestExplicitValuesKept(t *testing.T) {
 	src := with(t, "endpoints:", `listen: 127.0.0.1:18080
 admin: {listen: "127.0.0.1:19090", pprof: true}
 log: {level: debug, format: text}
-limits: {request_deadline: 4999ms, max_in_flight: 7, read_timeout: 1s, idle_timeout: 2s, shutdown_timeout: 3s}
+limits: {request_deadline: 4999ms, max_in_flight: 7, max_connections: 8, max_events: 9, read_timeout: 1s, idle_timeout: 2s, shutdown_timeout: 3s}
 retry: {initial: 10ms, max: 20ms, multiplier: 1.5}
 dedupe: {window: 1h, max_ids: 10}
 no_route: drop
@@ -307,6 +310,8 @@ endpoints:`,
 		{"log.level", c.Log.Level, "debug"},
 		{"request_deadline", time.Duration(c.Limits.RequestDeadline), 4999 * time.Millisecond},
 		{"max_in_flight", c.Limits.MaxInFlight, 7},
+		{"max_connections", c.Limits.MaxConnections, 8},
+		{"max_events", c.Limits.MaxEvents, 9},
 		{"retry", c.Backoff(), relay.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond, Multiplier: 1.5}},
 		{"dedupe.window", time.Duration(c.Dedupe.Window), time.Hour},
 		{"no_route policy", c.NoRoutePolicy(), relay.NoRouteDrop},

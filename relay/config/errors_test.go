@@ -56,8 +56,8 @@ func errorCases(t testing.TB) []errorCase {
 			"routes[0].match.when[0].equal " + line(unknownRoute, "equal:") + ": unknown field; known fields here: equals, exists, field, glob, in",
 			"routes[0].to[0].partition " + line(unknownRoute, "partition:") + ": unknown field; known fields here: key, sink, topic"}, n: 3},
 		{name: "wrong types", yaml: typeErr, want: []string{
-			fmt.Sprintf("line %d: cannot unmarshal !!str `abc` into int", lineOf(typeErr, "max_in_flight")),
-			fmt.Sprintf("line %d: cannot unmarshal !!str `fast` into float64", lineOf(typeErr, "multiplier"))}, n: 2},
+			fmt.Sprintf("limits.max_in_flight (line %d): cannot unmarshal !!str `abc` into int", lineOf(typeErr, "max_in_flight")),
+			fmt.Sprintf("retry.multiplier (line %d): cannot unmarshal !!str `fast` into float64", lineOf(typeErr, "multiplier"))}, n: 2},
 
 		// Several problems at once: every one is reported in the same error.
 		{name: "several problems at once", yaml: with(t,
@@ -76,6 +76,8 @@ func errorCases(t testing.TB) []errorCase {
 		{name: "request_deadline 1m", yaml: with(t, "sinks:", "limits: {request_deadline: 1m}\nsinks:"), want: []string{"limits.request_deadline: 1m0s"}, n: 1},
 		{name: "request_deadline negative", yaml: with(t, "sinks:", "limits: {request_deadline: -1s}\nsinks:"), want: []string{"limits.request_deadline: -1s"}, n: 1},
 		{name: "max_in_flight negative", yaml: with(t, "sinks:", "limits: {max_in_flight: -1}\nsinks:"), want: []string{"limits.max_in_flight: must be at least 1"}, n: 1},
+		{name: "max_connections negative", yaml: with(t, "sinks:", "limits: {max_connections: -1}\nsinks:"), want: []string{"limits.max_connections: must be at least 1"}, n: 1},
+		{name: "max_events negative", yaml: with(t, "sinks:", "limits: {max_events: -5}\nsinks:"), want: []string{"limits.max_events: must be at least 1"}, n: 1},
 		{name: "retry max below initial", yaml: with(t, "sinks:", "retry: {initial: 2s, max: 1s}\nsinks:"), want: []string{"retry: initial must be above 0 and max at least initial"}, n: 1},
 		{name: "retry multiplier below 1", yaml: with(t, "sinks:", "retry: {multiplier: 0.5}\nsinks:"), want: []string{"retry.multiplier: must be at least 1"}, n: 1},
 		{name: "dedupe window negative", yaml: with(t, "sinks:", "dedupe: {window: -4h, max_ids: -1}\nsinks:"), want: []string{"dedupe.window: must be above 0", "dedupe.max_ids: must be at least 1"}, n: 2},

@@ -22,7 +22,7 @@ var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
 func (c *Config) validate() []error {
 	var errs []error
 	bad := func(path, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+		errs = append(errs, &ruleError{path: path, msg: fmt.Sprintf(format, args...)})
 	}
 	hostPort := func(path, v string) {
 		_, port, err := net.SplitHostPort(v)
@@ -50,6 +50,12 @@ func (c *Config) validate() []error {
 	}
 	if c.Limits.MaxInFlight < 1 {
 		bad("limits.max_in_flight", "must be at least 1")
+	}
+	if c.Limits.MaxConnections < 1 {
+		bad("limits.max_connections", "must be at least 1")
+	}
+	if c.Limits.MaxEvents < 1 {
+		bad("limits.max_events", "must be at least 1")
 	}
 	if c.Retry.Initial <= 0 || c.Retry.Max < c.Retry.Initial {
 		bad("retry", "initial must be above 0 and max at least initial")
@@ -144,7 +150,7 @@ func (c *Config) validate() []error {
 func (c *Config) validateEndpoints() []error {
 	var errs []error
 	bad := func(path, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+		errs = append(errs, &ruleError{path: path, msg: fmt.Sprintf(format, args...)})
 	}
 	if len(c.Endpoints) == 0 {
 		bad("endpoints", "at least one endpoint is required")
@@ -199,7 +205,7 @@ func (c *Config) validateEndpoints() []error {
 func (c *Config) compileRoutes(sinks map[string]bool) []error {
 	var errs []error
 	bad := func(path, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+		errs = append(errs, &ruleError{path: path, msg: fmt.Sprintf(format, args...)})
 	}
 	names := map[string]bool{}
 	c.Router = relay.Router{}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -183,6 +184,134 @@ func checkText(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
 		for i, c := range n.Content {
 			checkText(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+		}
+	}
+}
+
+// ruleError is a problem found by validate: the path of the value and, when the file has that place
+// (or, failing that, the nearest enclosing one), its line.
+type ruleError struct {
+	path, msg string
+	line      int
+}
+
+func (e *ruleError) Error() string {
+	if e.line == 0 {
+		return e.path + ": " + e.msg
+	}
+	return fmt.Sprintf("%s: %s (line %d)", e.path, e.msg, e.line)
+}
+
+// lineAt returns the line of the deepest node of the file on path (such as routes[0].to[1].sink), or 0
+// when not even its first key is in the file.
+func lineAt(root *yaml.Node, path string) int {
+	n, line := root, 0
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, seg := range strings.Split(path, ".") {
+		key, idx, _ := strings.Cut(seg, "[")
+		if n.Kind != yaml.MappingNode {
+			return line
+		}
+		var v *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				v, line = n.Content[i+1], n.Content[i].Line
+			}
+		}
+		if v == nil {
+			return line
+		}
+		for n = v; idx != ""; { // "0]" or "0][1]"
+			var num string
+			num, idx, _ = strings.Cut(idx, "]")
+			idx = strings.TrimPrefix(idx, "[")
+			i, err := strconv.Atoi(num)
+			if err != nil || n.Kind != yaml.SequenceNode || i < 0 || i >= len(n.Content) {
+				return line
+			}
+			n, line = n.Content[i], n.Content[i].Line
+		}
+	}
+	return line
+}
+
+var yamlUnmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
+
+// checkTypes reports, with its path and line, every value that cannot become the Go type it is decoded
+// into (a word where a number goes, a list where a mapping goes …) and every key repeated in one
+// mapping, and takes the offending node out so that the decoder goes on and reports nothing twice. The
+// decoder alone would report these as "line N: cannot unmarshal …", without the path.
+func checkTypes(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			checkTypes(c, t, path, errs)
+		}
+		return
+	}
+	if n.Kind == yaml.AliasNode || n.ShortTag() == "!!null" ||
+		reflect.PointerTo(t).Implements(textUnmarshaler) || reflect.PointerTo(t).Implements(yamlUnmarshaler) {
+		return
+	}
+	refuse := func() {
+		what := n.ShortTag()
+		if n.Kind == yaml.ScalarNode {
+			what += " `" + n.Value + "`"
+		}
+		where := fmt.Sprintf("%s (line %d)", path, n.Line)
+		if path == "" {
+			where = fmt.Sprintf("line %d", n.Line)
+		}
+		*errs = append(*errs, fmt.Errorf("%s: cannot unmarshal %s into %s", where, what, t))
+		*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			refuse()
+			return
+		}
+		var fields map[string]reflect.StructField
+		if t.Kind() == reflect.Struct {
+			fields = yamlFields(t)
+		}
+		first := map[string]int{}
+		for i := 0; i+1 < len(n.Content); {
+			k, v := n.Content[i], n.Content[i+1]
+			if at, ok := first[k.Value]; ok {
+				*errs = append(*errs, fmt.Errorf("%s (line %d): mapping key %q already defined at line %d", join(path, k.Value), k.Line, k.Value, at))
+				n.Content = append(n.Content[:i], n.Content[i+2:]...)
+				continue
+			}
+			first[k.Value] = k.Line
+			if t.Kind() == reflect.Map {
+				checkTypes(v, t.Elem(), join(path, k.Value), errs)
+			} else if f, ok := fields[k.Value]; ok {
+				checkTypes(v, f.Type, join(path, k.Value), errs)
+			}
+			i += 2
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			refuse()
+			return
+		}
+		for i, c := range n.Content {
+			checkTypes(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		// yaml would truncate 1.5 to 1 (and 0.5 to 0, which then takes the default).
+		if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!float" || n.Decode(reflect.New(t).Interface()) != nil {
+			refuse()
+		}
+	case reflect.String, reflect.Bool, reflect.Float32, reflect.Float64:
+		if n.Kind != yaml.ScalarNode || n.Decode(reflect.New(t).Interface()) != nil {
+			refuse()
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/internal/jsonscan"
 	"github.com/relaykit/twilio-relay/relay/twilio"
 )
 
@@ -37,6 +39,16 @@ type Config struct {
 	Deadline time.Duration
 	// MaxInFlight is how many requests may be processed at once; more are answered 429.
 	MaxInFlight int
+	// MaxEvents bounds the elements of one Event Streams body: a longer JSON array is dead-lettered whole
+	// (malformed_body) instead of element by element. 0: no bound.
+	MaxEvents int
+	// MaxConnections bounds the connections served at once, idle keep-alive ones included; fasthttp
+	// answers a connection over it with a plain-text 503 and closes it before reading a request. 0 is
+	// fasthttp's default (262144).
+	MaxConnections int
+	// ReadTimeout bounds the reading of one request, headers and body, from its first byte (from the
+	// connection's opening for the first request): a client that trickles bytes is answered 503 and
+	// disconnected when it passes. It is also the write timeout.
 	ReadTimeout time.Duration
 	IdleTimeout time.Duration
 	// Monitor, when set, is told about refused requests and processed batches.
@@ -68,11 +80,16 @@ func New(cfg Config, proc Processor, obs Observer, log *slog.Logger) *Server {
 	s.app = fiber.New(fiber.Config{
 		AppName:               "twilio-relay",
 		BodyLimit:             maxBody,
+		Concurrency:           cfg.MaxConnections,
 		ReadTimeout:           cfg.ReadTimeout,
 		WriteTimeout:          cfg.ReadTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
+		// The body is verified and decoded as the raw bytes whatever its Content-Type: fasthttp must not
+		// parse a multipart body before the signature is checked (it would answer an authentic body sent
+		// with an odd Content-Type 400, and replace the bytes the signature covers).
+		DisablePreParseMultipartForm: true,
 	})
 	s.app.Use(s.observe)
 	for i := range cfg.Endpoints {
@@ -122,8 +139,7 @@ func (s *Server) handle(ep *Endpoint) fiber.Handler {
 			}
 			// fasthttp reuses the body's buffer after the handler returns, and a sink may still hold the
 			// bytes (a write the deadline gave up on): the batch gets its own copy.
-			body := bytes.Clone(raw)
-			batch = twilio.Decode(ep.Name, body, arrived, ep.Decode)
+			batch = s.decode(ep, bytes.Clone(raw), arrived)
 		}
 		ctx, cancel := context.WithDeadline(context.Background(), arrived.Add(s.cfg.Deadline))
 		defer cancel()
@@ -134,6 +150,21 @@ func (s *Server) handle(ep *Endpoint) fiber.Handler {
 		}
 		return c.Status(fiber.StatusOK).JSON(out)
 	}
+}
+
+// decode turns an authentic Event Streams body into a batch. A JSON array of more than MaxEvents
+// elements is not decoded but dead-lettered whole: otherwise each element of, say, 256 KiB of "0," would
+// become a dead letter of its own (131k records, hundreds of MiB, not written within the deadline).
+func (s *Server) decode(ep *Endpoint, body []byte, arrived time.Time) *relay.Batch {
+	if limit := s.cfg.MaxEvents; limit > 0 {
+		n := 0 // linear and allocation-free, stops at limit+1; 0 on a body that is no JSON array
+		jsonscan.Elements(body, func([]byte) bool { n++; return n <= limit })
+		if n > limit {
+			return &relay.Batch{Endpoint: ep.Name, ReceivedAt: arrived, Rejects: []relay.Reject{{Raw: body,
+				Reason: relay.ReasonMalformedBody, Detail: fmt.Sprintf("a JSON array of more than %d elements (max_events)", limit)}}}
+		}
+	}
+	return twilio.Decode(ep.Name, body, arrived, ep.Decode)
 }
 
 // observe reports every request's final status and duration.
@@ -166,6 +197,9 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		switch ferr.Code {
 		case fiber.StatusRequestEntityTooLarge: // over every endpoint's limit: fasthttp refused to read it
 			err = relay.Errorf(relay.ETOOLARGE, "body_too_large", "body over the limit")
+		case fiber.StatusRequestTimeout: // not read within ReadTimeout: a 408 would make Twilio drop the events
+			err = &relay.Error{Code: relay.EUNAVAILABLE, Reason: "read_timeout",
+				Message: "request not read within the read timeout", RetryAfter: time.Second}
 		default:
 			return c.Status(ferr.Code).JSON(errorBody{Code: strconv.Itoa(ferr.Code), Message: ferr.Message})
 		}
