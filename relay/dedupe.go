@@ -7,9 +7,10 @@ import (
 
 // Deduper remembers the keys of events that every sink they were routed to has acknowledged.
 //
-// Seen reports whether key was remembered within the window. Remember records key; it returns false when
-// the store refused or dropped the write (a lossy cache may), which makes a later duplicate possible but
-// never loses an event. Both are safe for concurrent use.
+// Seen reports whether key was remembered within the window. Remember records key; once it returns true,
+// Seen(key) is true (the pipeline relies on it: a duplicate arriving just after its original was
+// delivered must find it). It returns false when the store refused or dropped the write (a lossy cache
+// may), which makes a later duplicate possible but never loses an event. Both are safe for concurrent use.
 type Deduper interface {
 	Seen(key string) bool
 	Remember(key string) bool

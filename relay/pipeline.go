@@ -217,6 +217,15 @@ func (p *Pipeline) claim(ctx context.Context, b *Batch, out *Outcome) (owned, wa
 			waits = append(waits, it)
 			continue
 		}
+		// Another request may have delivered the event, remembered it and landed its flight between the
+		// Seen above and this claim: look again now that no one else can deliver it. (Deduper promises
+		// that a remembered key is seen before the owner lands.)
+		if p.cfg.Dedupe.Seen(key) {
+			p.flights.land(key, fl, true)
+			out.Duplicates++
+			p.cfg.Observer.EventDuplicate(b.Endpoint, ev.Type)
+			continue
+		}
 		switch p.claimShared(ctx, it) {
 		case ClaimDuplicate:
 			p.flights.land(key, fl, true)

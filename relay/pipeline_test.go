@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -309,5 +310,28 @@ func TestNewPipelineChecksSinkNames(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
+	}
+}
+
+// TestPipelineDuplicateArrivingAsTheOwnerLands: a request checks the dedupe memory, finds nothing, and
+// before it claims the event, another request delivers it, remembers it and lands its flight. The first
+// request must still find it a duplicate (it checks again once it owns the claim), not produce it twice.
+func TestPipelineDuplicateArrivingAsTheOwnerLands(t *testing.T) {
+	f := newFixture(t, relay.NoRouteDeadLetter)
+	e := ev("E1", "a.x")
+	var first atomic.Bool
+	f.dedupe.AfterSeen = func(string) {
+		if first.CompareAndSwap(false, true) { // the other request, delivered between this Seen and the claim
+			if out, err := process(t, f, batch(e), time.Second); err != nil || out.Delivered != 1 {
+				t.Errorf("the other request: %+v %v", out, err)
+			}
+		}
+	}
+	out, err := process(t, f, batch(e), time.Second)
+	if err != nil || out.Duplicates != 1 || out.Delivered != 0 {
+		t.Errorf("the first request: %+v %v, want one duplicate", out, err)
+	}
+	if n := len(f.main.Acked()); n != 1 {
+		t.Errorf("the event was written %d times, want once", n)
 	}
 }

@@ -132,3 +132,31 @@ func BenchmarkSeenRemember(b *testing.B) {
 		}
 	})
 }
+
+// TestSeenOnceRemembered: a key is seen as soon as Remember returns true, as relay.Deduper promises
+// (ristretto applies its writes on a goroutine of its own, a little later).
+func TestSeenOnceRemembered(t *testing.T) {
+	c, err := New(Config{Window: time.Hour, MaxIDs: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var wg sync.WaitGroup
+	var unseen atomic.Int64
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 5000 {
+				key := fmt.Sprintf("w%d-%d", w, i)
+				if c.Remember(key) && !c.Seen(key) {
+					unseen.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := unseen.Load(); n > 0 {
+		t.Errorf("%d of 20000 keys were not seen right after Remember returned true", n)
+	}
+}

@@ -92,12 +92,24 @@ func (s *Sink) Writes() int { s.mu.Lock(); defer s.mu.Unlock(); return s.writes 
 
 // Deduper is an exact relay.Deduper: it never forgets and never refuses.
 type Deduper struct {
+	// AfterSeen, when set, runs in every Seen after the answer is read and before it is returned: a test
+	// can let another request deliver the same event in between.
+	AfterSeen func(key string)
+
 	mu   sync.Mutex
 	keys map[string]bool
 }
 
 // Seen implements relay.Deduper.
-func (d *Deduper) Seen(key string) bool { d.mu.Lock(); defer d.mu.Unlock(); return d.keys[key] }
+func (d *Deduper) Seen(key string) bool {
+	d.mu.Lock()
+	seen := d.keys[key]
+	d.mu.Unlock()
+	if d.AfterSeen != nil {
+		d.AfterSeen(key)
+	}
+	return seen
+}
 
 // Remember implements relay.Deduper.
 func (d *Deduper) Remember(key string) bool {
