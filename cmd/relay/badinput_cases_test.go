@@ -326,7 +326,8 @@ func testConnectionLimit(t *testing.T, k *kafkaserver.Server, good *goodTraffic)
 // value); every genuine event answered 200 is there, once when its first answer was 200 (after a 503 the
 // write the relay gave up on may have landed too: at-least-once); the other expected events are there
 // once, and nothing else; the dead-letter topic holds exactly the expected malformed bodies, byte for byte.
-func checkBadInputTopics(t *testing.T, addr string, attempts map[string]int, delivered map[string]bool, malformed [][]byte) {
+// It returns the records per event id in the event topics.
+func checkBadInputTopics(t *testing.T, addr string, attempts map[string]int, delivered map[string]bool, malformed [][]byte) map[string]int {
 	t.Helper()
 	events := append(readTopic(t, addr, "twilio.messaging"), readTopic(t, addr, "twilio.other")...)
 	dls := readTopic(t, addr, "twilio.deadletter")
@@ -368,6 +369,7 @@ func checkBadInputTopics(t *testing.T, addr string, attempts map[string]int, del
 	if len(malformed) > 0 || len(left) > 0 {
 		t.Errorf("dead letters: %d expected malformed bodies missing; unexpected records: %v", len(malformed), left)
 	}
+	return got
 }
 
 func indexOfBody(list [][]byte, b []byte) int {

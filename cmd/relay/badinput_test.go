@@ -10,11 +10,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/relaykit/twilio-relay/relay/relaytest/ledger"
 	"github.com/relaykit/twilio-relay/relay/twilio"
 )
 
@@ -304,5 +306,40 @@ func TestBadInput(t *testing.T) {
 	})
 
 	attempts := good.finish(t)
-	checkBadInputTopics(t, k.Addr(), attempts, delivered, deadLetters)
+	found := checkBadInputTopics(t, k.Addr(), attempts, delivered, deadLetters)
+	saveBadInputReport(t, addr, good, attempts, delivered, found)
+}
+
+// saveBadInputReport adds the suite's row to the ledger table: the genuine events sent meanwhile and
+// the other events answered 200, against the event topics.
+func saveBadInputReport(t *testing.T, addr string, good *goodTraffic, attempts map[string]int, delivered map[string]bool, found map[string]int) {
+	l := ledger.New()
+	for id := range attempts {
+		l.Record([]string{id}, http.StatusOK, nil)
+	}
+	for id := range delivered {
+		l.Record([]string{id}, http.StatusOK, nil)
+	}
+	refused := refusedCases(addr)
+	for _, tc := range refused {
+		l.Forged(forgedPrefix + "-" + tc.name)
+	}
+	r := l.Check(fmt.Sprintf("bad input: %d kinds of forged or broken requests, JSON bombs, slow clients and a connection flood, under genuine traffic", len(refused)), found)
+	good.mu.Lock()
+	for status, n := range good.non200 {
+		key := strconv.Itoa(status)
+		if status == 0 {
+			key = "transport"
+		}
+		r.Statuses[key] += n
+	}
+	good.mu.Unlock()
+	r.Note = "each bad request got its documented answer (docs/responses.md); no forged id in any topic, dead-letter topic included"
+	t.Log(r)
+	for _, p := range r.Problems() {
+		t.Error(p)
+	}
+	if err := r.Save(); err != nil {
+		t.Errorf("save the report: %v", err)
+	}
 }

@@ -85,10 +85,12 @@ func (s *scenario) wait() {
 		time.Since(s.start).Seconds(), s.driver.MaxLatency().Round(time.Millisecond), s.driver.Late())
 }
 
-// redeliver plays Twilio's retries of every event not yet answered 200.
+// redeliver plays Twilio's retries of every event not yet answered 200, for 90 s at most, or longer
+// for a larger backlog.
 func (s *scenario) redeliver() {
 	s.t.Helper()
-	if err := s.driver.Redeliver(context.Background(), 90*time.Second); err != nil {
+	within := max(90*time.Second, time.Duration(len(s.ledger.Unacknowledged()))*20*time.Millisecond)
+	if err := s.driver.Redeliver(context.Background(), within); err != nil {
 		s.t.Fatalf("Twilio's retries: %v", err)
 	}
 }

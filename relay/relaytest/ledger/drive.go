@@ -88,7 +88,10 @@ func (d *Driver) nextIDs(n, i int) []string {
 		d.seq++
 	}
 	if d.DupEvery > 0 && i%d.DupEvery == d.DupEvery-1 && d.seq > n {
-		ids = append(ids, fmt.Sprintf("%s%06d", d.Prefix, (i*7919)%(d.seq-n)))
+		// One of the last 2,000 events: Twilio's duplicates come within its retry schedule, not from
+		// the distant past.
+		back := 1 + (i*7919)%min(d.seq-n, 2000)
+		ids = append(ids, fmt.Sprintf("%s%06d", d.Prefix, d.seq-n-back))
 	}
 	return ids
 }
@@ -125,6 +128,10 @@ func (d *Driver) MaxLatency() time.Duration {
 	return d.maxLatency
 }
 
+// redeliverConcurrency bounds the retries in flight: Twilio spreads its retries out rather than sending
+// a backlog at once.
+const redeliverConcurrency = 32
+
 // Redeliver plays Twilio's retries: it re-posts, in bodies of Batch, every event not yet answered 200,
 // until none is left or within has passed, and returns an error naming what is left.
 func (d *Driver) Redeliver(ctx context.Context, within time.Duration) error {
@@ -140,9 +147,9 @@ func (d *Driver) Redeliver(ctx context.Context, within time.Duration) error {
 			return fmt.Errorf("after %d rounds within %s, %d events are still not answered 200 (e.g. %s)",
 				round, within, len(left), left[0])
 		}
-		sem := make(chan struct{}, orDefault(d.Concurrency, 64))
+		sem := make(chan struct{}, min(orDefault(d.Concurrency, 64), redeliverConcurrency))
 		var wg sync.WaitGroup
-		for i := 0; i < len(left); i += batch {
+		for i := 0; i < len(left) && ctx.Err() == nil; i += batch {
 			ids := left[i:min(i+batch, len(left))]
 			sem <- struct{}{}
 			wg.Add(1)
