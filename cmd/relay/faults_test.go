@@ -60,7 +60,7 @@ func TestFaultRelayKilled(t *testing.T) {
 	p.Start()
 	s.wait()
 	s.redeliver()
-	s.check(kafkaIDs(t, k.Addr()), "requests in flight at the kill get no answer and are retried; 200 only after acks=all, so none is lost; duplicates: the restarted relay's dedupe memory starts empty (the shared Redis tier covers that)")
+	s.check(kafkaIDs(t, k.Addr()), "requests in flight at the kill get no answer and are retried; 200 only after acks=all, so none is lost; duplicates: events written whose answer died with the relay, then retried, and the restarted relay's empty dedupe memory")
 }
 
 func TestFaultRelayKilledWithSpool(t *testing.T) {
@@ -212,7 +212,7 @@ dead_letter: { sink: web, topic: dead }
 	if r := s.ledger.Check("", nil); r.Answered != 0 || r.Statuses["503"] != r.Requests {
 		t.Errorf("with the sink slower than the deadline: %v, want every request 503", r.Statuses)
 	}
-	if l := s.driver.MaxLatency(); l > 4*time.Second {
+	if l := s.driver.MaxLatency(); l > 4500*time.Millisecond { // 1.5 s deadline, slack for a loaded CI machine
 		t.Errorf("the longest answer took %s: Twilio gives up at 5 s", l)
 	}
 	slow.Store(false)
@@ -239,5 +239,5 @@ func TestFaultGracefulShutdown(t *testing.T) {
 	p.Start()
 	s.wait()
 	s.redeliver()
-	s.check(kafkaIDs(t, k.Addr()), "requests in progress at SIGTERM are answered before exit 0; new ones are refused until the restart and retried; duplicates: dedupe memory starts empty after the restart")
+	s.check(kafkaIDs(t, k.Addr()), "requests in progress at SIGTERM are answered before exit 0; new ones are refused until the restart and retried")
 }

@@ -6,12 +6,15 @@
 #
 #   scripts/bench/compare.sh                      # RATES="1000 2000 4000 8000" DURATION=15s ROUNDS=3
 #   RATES="1000 2000" DURATION=6s ROUNDS=2 scripts/bench/compare.sh
+#   SYSTEMS=relay-kafka BATCH=50 RATES="50000 100000" OUT=/tmp/batch scripts/bench/compare.sh  # batched bodies
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATES=${RATES:-1000 2000 4000 8000}
 DURATION=${DURATION:-15s}
 ROUNDS=${ROUNDS:-3}
 CONC=${CONC:-512}
+BATCH=${BATCH:-1}                    # events per POST body
+SYSTEMS=${SYSTEMS:-bare relay-ack relay-kafka benthos-kafka}
 PROFILE_RATE=${PROFILE_RATE:-2000}   # a 10 s CPU profile of relay+Kafka at this rate in round 1
 LOADCPU=${LOADCPU:-0}                # taskset cores: load generator / server (Kafka's JVM is not pinned)
 SRVCPU=${SRVCPU:-1}
@@ -94,8 +97,12 @@ start_server() { # $1 system, $2 round, $3 rate; sets srv and url, sign, verify
 mkdir -p "$W/results"
 for r in $(seq 1 "$ROUNDS"); do
 	for rate in $RATES; do
-		systems=(bare relay-ack relay-kafka benthos-kafka)
-		(( r % 2 == 0 )) && systems=(benthos-kafka relay-kafka relay-ack bare) # alternate the order
+		read -r -a systems <<<"$SYSTEMS"
+		if ((r % 2 == 0)); then # alternate the order
+			for ((i = 0, j = ${#systems[@]} - 1; i < j; i++, j--)); do
+				t=${systems[i]} systems[i]=${systems[j]} systems[j]=$t
+			done
+		fi
 		for sys in "${systems[@]}"; do
 			start_server "$sys" "$r" "$rate"
 			prof=""
@@ -103,7 +110,7 @@ for r in $(seq 1 "$ROUNDS"); do
 				(sleep 2; curl -s -o "$W/relay-kafka.pprof" "http://127.0.0.1:9091/debug/pprof/profile?seconds=10") & prof=$!
 			fi
 			echo "round $r $sys $rate/s" >&2
-			taskset -c "$LOADCPU" "$W/relay" bench -url "$url" "${sign[@]}" -rate "$rate" -duration "$DURATION" -batch 1 \
+			taskset -c "$LOADCPU" "$W/relay" bench -url "$url" "${sign[@]}" -rate "$rate" -duration "$DURATION" -batch "$BATCH" \
 				-concurrency "$CONC" -timeout 5s -id-prefix "r${r}x${rate}" "${verify[@]}" \
 				-out "$W/results/${sys}_${rate}_${r}.json" >&2 || echo "  (bench reported an error)" >&2
 			[[ -n $prof ]] && wait "$prof"
