@@ -7,6 +7,7 @@
 package jsonscan
 
 import (
+	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 )
@@ -77,11 +78,31 @@ func Lookup(obj []byte, path ...string) ([]byte, bool) {
 
 // KeyIs reports whether the raw (quoted) key equals name.
 func KeyIs(raw []byte, name string) bool {
-	if !hasEscape(raw) && utf8.Valid(raw) { // the common case: compare in place
-		return len(raw) == len(name)+2 && string(raw[1:len(raw)-1]) == name
+	if p, ok := Plain(raw); ok { // the common case: compare in place
+		return string(p) == name
 	}
 	s, ok := String(raw)
 	return ok && s == name
+}
+
+// Plain returns the text between the quotes of a raw JSON string that has no escape and is valid UTF-8,
+// in place: what String would return, without copying it. It reports false for any other string (String
+// decodes those) and for any other kind of value.
+func Plain(raw []byte) ([]byte, bool) {
+	if len(raw) < 2 || raw[0] != '"' || hasEscape(raw) || !utf8.Valid(raw) {
+		return nil, false
+	}
+	return raw[1 : len(raw)-1], true
+}
+
+// Text returns the value of a raw JSON string as bytes: in place when Plain can, else decoded into a new
+// slice. It reports false for any other kind of value.
+func Text(raw []byte) ([]byte, bool) {
+	if p, ok := Plain(raw); ok {
+		return p, true
+	}
+	s, ok := String(raw)
+	return []byte(s), ok
 }
 
 // String returns the value of a raw JSON string. It reports false for any other kind of value.
@@ -89,8 +110,8 @@ func String(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
-	if !hasEscape(raw) && utf8.Valid(raw) {
-		return string(raw[1 : len(raw)-1]), true
+	if p, ok := Plain(raw); ok {
+		return string(p), true
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
@@ -99,14 +120,7 @@ func String(raw []byte) (string, bool) {
 	return s, true
 }
 
-func hasEscape(raw []byte) bool {
-	for _, c := range raw {
-		if c == '\\' {
-			return true
-		}
-	}
-	return false
-}
+func hasEscape(raw []byte) bool { return bytes.IndexByte(raw, '\\') >= 0 }
 
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
@@ -120,13 +134,21 @@ func skipString(b []byte, i int) int {
 	if i >= len(b) || b[i] != '"' {
 		return i
 	}
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
+	for j := i + 1; j < len(b); {
+		q := bytes.IndexByte(b[j:], '"')
+		if q < 0 {
+			return i
+		}
+		j += q
+		// The quote ends the string unless an odd run of backslashes escapes it.
+		k := j
+		for k > i+1 && b[k-1] == '\\' {
+			k--
+		}
+		if (j-k)%2 == 0 {
 			return j + 1
 		}
+		j++
 	}
 	return i
 }

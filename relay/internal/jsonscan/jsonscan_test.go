@@ -141,3 +141,35 @@ func FuzzElements(f *testing.F) {
 		}
 	})
 }
+
+func TestPlainAndText(t *testing.T) {
+	for _, tt := range []struct {
+		raw, text string
+		plain, ok bool
+	}{
+		{`"abc"`, "abc", true, true},
+		{`""`, "", true, true},
+		{`"a\"b"`, `a"b`, false, true},
+		{`"\u00e9"`, "é", false, true},
+		{"\"\xff\"", "\ufffd", false, true}, // invalid UTF-8 is replaced, as encoding/json does
+		{`1`, "", false, false},
+		{`{}`, "", false, false},
+		{`"`, "", false, false},
+	} {
+		p, plain := Plain([]byte(tt.raw))
+		if plain != tt.plain || (plain && string(p) != tt.text) {
+			t.Errorf("Plain(%s) = %q, %v", tt.raw, p, plain)
+		}
+		text, ok := Text([]byte(tt.raw))
+		if ok != tt.ok || string(text) != tt.text {
+			t.Errorf("Text(%s) = %q, %v, want %q, %v", tt.raw, text, ok, tt.text, tt.ok)
+		}
+		if s, ok := String([]byte(tt.raw)); ok != tt.ok || s != tt.text {
+			t.Errorf("String(%s) = %q, %v", tt.raw, s, ok)
+		}
+	}
+	raw := []byte(`"abc"`)
+	if p, _ := Plain(raw); &p[0] != &raw[1] {
+		t.Error("Plain copied")
+	}
+}
