@@ -11,8 +11,10 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"hash"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/twilio/twilio-go/client"
 )
@@ -51,31 +53,57 @@ func Reason(err error) string {
 // a request signed with any of them passes (token rotation, one token per subaccount).
 type Verifier struct {
 	validators []client.RequestValidator
-	tokens     [][]byte
+	macs       []sync.Pool // per token: *macState keyed with it
+}
+
+// macState is one token's HMAC-SHA1 with the buffers a check writes, pooled so that the common case
+// allocates nothing.
+type macState struct {
+	mac hash.Hash
+	msg []byte // the signed URL: public URL + "?" + query
+	sum [sha1.Size]byte
 }
 
 // NewVerifier returns a Verifier for the tokens. With no tokens it fails every request.
 func NewVerifier(tokens []string) *Verifier {
-	v := &Verifier{}
-	for _, t := range tokens {
+	v := &Verifier{macs: make([]sync.Pool, len(tokens))}
+	for i, t := range tokens {
 		v.validators = append(v.validators, client.NewRequestValidator(t))
-		v.tokens = append(v.tokens, []byte(t))
+		key := []byte(t)
+		v.macs[i].New = func() any { return &macState{mac: hmac.New(sha1.New, key)} }
 	}
 	return v
 }
 
-// exact reports whether signature is the HMAC of url, exactly as given, with one of the tokens: the
-// common case, one HMAC per token. twilio-go's Validate accepts this form too, and also the URL with the
-// default port added or removed, at two HMACs and several URL parses per token.
-func (v *Verifier) exact(url, signature string) bool {
-	want, err := base64.StdEncoding.DecodeString(signature)
-	if err != nil || len(want) != sha1.Size {
+// exact reports whether signature is the HMAC of publicURL + "?" + rawQuery, exactly as given, with one of
+// the tokens: the common case, one HMAC per token. twilio-go's Validate accepts this form too, and also the
+// URL with the default port added or removed, at two HMACs and several URL parses per token.
+func (v *Verifier) exact(publicURL, rawQuery, signature string) bool {
+	var buf [32]byte // a signature is 28 characters: decoded here; a longer one the allocating way
+	var want []byte
+	if base64.StdEncoding.DecodedLen(len(signature)) <= len(buf) {
+		n, err := base64.StdEncoding.Decode(buf[:], []byte(signature))
+		if err != nil {
+			return false
+		}
+		want = buf[:n]
+	} else {
+		var err error
+		if want, err = base64.StdEncoding.DecodeString(signature); err != nil { // it may hold CR and LF, skipped
+			return false
+		}
+	}
+	if len(want) != sha1.Size {
 		return false
 	}
-	for _, t := range v.tokens {
-		m := hmac.New(sha1.New, t)
-		m.Write([]byte(url))
-		if hmac.Equal(m.Sum(nil), want) {
+	for i := range v.macs {
+		st := v.macs[i].Get().(*macState)
+		st.mac.Reset()
+		st.msg = append(append(append(st.msg[:0], publicURL...), '?'), rawQuery...)
+		st.mac.Write(st.msg)
+		ok := hmac.Equal(st.mac.Sum(st.sum[:0]), want)
+		v.macs[i].Put(st)
+		if ok {
 			return true
 		}
 	}
@@ -95,18 +123,19 @@ func (v *Verifier) Verify(publicURLs []string, rawQuery string, body []byte, sig
 		return ErrNoBodyHash
 	}
 	sum := sha256.Sum256(body)
-	want := hex.EncodeToString(sum[:])
-	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(q.Get("bodySHA256")))) != 1 {
+	var want [2 * sha256.Size]byte
+	hex.Encode(want[:], sum[:])
+	if subtle.ConstantTimeCompare(want[:], []byte(strings.ToLower(q.Get("bodySHA256")))) != 1 {
 		return ErrBodyHashMismatch
 	}
 	for _, u := range publicURLs {
 		if strings.ContainsAny(u, "?#") {
 			continue // not a base URL: the query it would hide could select twilio-go's form check
 		}
-		full := u + "?" + rawQuery
-		if v.exact(full, signature) {
+		if v.exact(u, rawQuery, signature) {
 			return nil
 		}
+		full := u + "?" + rawQuery
 		for i := range v.validators {
 			// Validate with no parameters: the HMAC over the URL alone, with and without the default
 			// port, compared in constant time. Not ValidateBody: the body hash is checked above, and

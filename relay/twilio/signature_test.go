@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/relaykit/twilio-relay/relay/twilio"
@@ -222,6 +223,34 @@ func TestVerifyKeyring(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestVerifyConcurrent: one Verifier shared by many requests at once (its HMAC states are pooled) gives
+// each the answer it would get alone. Run with -race.
+func TestVerifyConcurrent(t *testing.T) {
+	v := twilio.NewVerifier([]string{"old-token", vecToken})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				body := []byte(fmt.Sprintf(`[{"id":"EZ%d-%d"}]`, g, i))
+				signed, sig := twilio.Sign(vecToken, vecPublicURL, body)
+				q := signed[strings.IndexByte(signed, '?')+1:]
+				if err := v.Verify([]string{vecPublicURL}, q, body, sig); err != nil {
+					t.Errorf("genuine request: %v", err)
+					return
+				}
+				_, other := twilio.Sign("another-token", vecPublicURL, body)
+				if err := v.Verify([]string{vecPublicURL}, q, body, other); !errors.Is(err, twilio.ErrSignatureMismatch) {
+					t.Errorf("request signed with another token: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // TestVerifyDefaultPorts checks the port variants twilio-go tries, with signatures computed here.
