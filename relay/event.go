@@ -4,6 +4,7 @@
 package relay
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 
@@ -88,26 +89,51 @@ var resourceSIDRank = func() map[string]int {
 // field names (messageSid, callSid, conversationSid, taskSid …), or the subject attribute when data has
 // none. It returns "" when neither exists.
 func (e *Event) ResourceSID() string {
-	if e.Binary {
-		return e.Subject
+	if raw := e.dataResourceSID(); raw != nil {
+		s, _ := jsonscan.String(raw)
+		return s
 	}
-	best, sid := len(resourceSIDFields), ""
+	return e.Subject
+}
+
+// resourceKey returns ResourceSID as a new byte slice, nil when it is "": a message key, copied once.
+func (e *Event) resourceKey() []byte {
+	raw := e.dataResourceSID()
+	if raw == nil {
+		if e.Subject == "" {
+			return nil
+		}
+		return []byte(e.Subject)
+	}
+	text, _ := jsonscan.Text(raw)
+	return bytes.Clone(text)
+}
+
+// dataResourceSID returns the raw JSON string of the most preferred non-empty resource SID field in data,
+// or nil. Keys are compared in place.
+func (e *Event) dataResourceSID() []byte {
+	if e.Binary {
+		return nil
+	}
+	best := len(resourceSIDFields)
+	var sid []byte
 	jsonscan.Members(e.Data, func(k, v []byte) bool {
-		name, ok := jsonscan.String(k)
+		name, ok := jsonscan.Text(k)
 		if !ok {
 			return true
 		}
-		if rank, ok := resourceSIDRank[name]; ok && rank < best {
-			if s, ok := jsonscan.String(v); ok && s != "" {
-				best, sid = rank, s
-			}
+		if rank, ok := resourceSIDRank[string(name)]; ok && rank < best && nonEmptyString(v) {
+			best, sid = rank, v
 		}
 		return best > 0
 	})
-	if sid != "" {
-		return sid
-	}
-	return e.Subject
+	return sid
+}
+
+// nonEmptyString reports whether raw is a JSON string whose value is not "".
+func nonEmptyString(raw []byte) bool {
+	text, ok := jsonscan.Text(raw)
+	return ok && len(text) > 0
 }
 
 // Field returns an attribute or a data field by name, as a string: "type", "source", "id", "subject",

@@ -105,9 +105,7 @@ func (r *Router) Route(e *Event) ([]Delivery, error) {
 			}
 			var key []byte
 			if t.Key.IsZero() {
-				if sid := e.ResourceSID(); sid != "" {
-					key = []byte(sid)
-				}
+				key = e.resourceKey()
 			} else {
 				k, err := t.Key.Render(e)
 				if err != nil {

@@ -91,17 +91,30 @@ func (t Template) Render(e *Event) (string, error) {
 	if len(t.parts) == 1 && t.parts[0].field == "" {
 		return t.parts[0].lit, nil
 	}
-	var b strings.Builder
+	// The field values first, so that the result is built in one allocation of the right size.
+	var buf [4]string
+	vals, n := buf[:0], 0
 	for _, p := range t.parts {
 		if p.field == "" {
-			b.WriteString(p.lit)
+			n += len(p.lit)
 			continue
 		}
 		v, ok := e.Field(p.field)
 		if !ok || v == "" {
 			return "", fmt.Errorf("template %q: field %s is absent", t.src, p.field)
 		}
-		b.WriteString(v)
+		vals = append(vals, v)
+		n += len(v)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, p := range t.parts {
+		if p.field == "" {
+			b.WriteString(p.lit)
+		} else {
+			b.WriteString(vals[0])
+			vals = vals[1:]
+		}
 	}
 	return b.String(), nil
 }

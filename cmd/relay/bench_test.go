@@ -119,7 +119,8 @@ func BenchmarkPerEventAll(b *testing.B) {
 		bt := twilio.Decode("events", body, time.Now(), twilio.DecodeOptions{})
 		ev := bt.Events[0]
 		ev.ID = fmt.Sprint("EZ", i) // every event new to the deduper
-		if c.Seen(ev.DedupeKey()) {
+		key := ev.DedupeKey()       // once, as the pipeline does
+		if c.Seen(key) {
 			b.Fatal("seen")
 		}
 		ds, err := r.Route(ev)
@@ -129,7 +130,7 @@ func BenchmarkPerEventAll(b *testing.B) {
 		if _, err := kafka.Encode(ds[0].Message, false); err != nil {
 			b.Fatal(err)
 		}
-		c.Remember(ev.DedupeKey())
+		c.Remember(key)
 	}
 }
 
