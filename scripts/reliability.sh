@@ -38,7 +38,7 @@ soak)
 	;;
 fuzz)
 	fuzztime=${2:-5m}
-	for target in relay/twilio:FuzzDecode relay/twilio:FuzzVerify relay/twilio:FuzzClassic relay/config:FuzzParse \
+	for target in relay/twilio:FuzzDecode relay/twilio:FuzzVerify relay/twilio:FuzzClassic relay/twilio:FuzzValidEquivalent relay/config:FuzzParse \
 		relay:FuzzTemplate relay/internal/jsonscan:FuzzMembers relay/internal/jsonscan:FuzzElements; do
 		pkg=${target%%:*}
 		fn=${target##*:}

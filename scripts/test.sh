@@ -35,7 +35,7 @@ scripts/test-chart.sh
 fuzztime=${FUZZTIME:-10s}
 if [[ $fuzztime != 0 ]]; then
 	# Each target briefly, seeded with real payloads; a crash fails the run.
-	for target in relay/twilio:FuzzDecode relay/twilio:FuzzVerify relay/twilio:FuzzClassic relay/config:FuzzParse \
+	for target in relay/twilio:FuzzDecode relay/twilio:FuzzVerify relay/twilio:FuzzClassic relay/twilio:FuzzValidEquivalent relay/config:FuzzParse \
 		relay:FuzzTemplate relay/internal/jsonscan:FuzzMembers relay/internal/jsonscan:FuzzElements; do
 		pkg=${target%%:*}
 		fn=${target##*:}
