@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/relaykit/twilio-relay/relay/relaytest/kafkaserver"
 )
 
 // Fault scenarios (issue #7): each drives signed traffic through a fault and proves with the ledger that
@@ -49,8 +52,7 @@ func TestFaultKafkaPaused(t *testing.T) {
 
 func TestFaultRelayKilled(t *testing.T) {
 	k := startKafka(t)
-	p := newRelayProcess(t, testConfig, map[string]string{"BROKERS": k.Addr(), "DEADLINE": "1500ms"})
-	p.Start()
+	p := startRelayProcess(t, k, nil)
 	s := newScenario(t, "relay SIGKILLed during load, no spool, restarted", p.Sender())
 	s.run()
 	s.at(0.35, "SIGKILL the relay")
@@ -66,8 +68,7 @@ func TestFaultRelayKilled(t *testing.T) {
 func TestFaultRelayKilledWithSpool(t *testing.T) {
 	k := startKafka(t)
 	dir := filepath.Join(t.TempDir(), "spool")
-	p := newRelayProcess(t, testConfig, map[string]string{"BROKERS": k.Addr(), "DEADLINE": "1500ms", "SPOOL_DIR": dir, "SPOOL_SINKS": "kafka"})
-	p.Start()
+	p := startRelayProcess(t, k, map[string]string{"SPOOL_DIR": dir, "SPOOL_SINKS": "kafka"})
 	s := newScenario(t, "relay SIGKILLed with events in its spool (Kafka down), restarted", p.Sender())
 	s.run()
 	s.at(0.2, "stop the broker: events go to the spool")
@@ -90,8 +91,7 @@ func TestFaultRelayKilledWithSpool(t *testing.T) {
 func TestFaultSpoolDiskFull(t *testing.T) {
 	dir := smallDisk(t, "2m")
 	k := startKafka(t)
-	p := newRelayProcess(t, testConfig, map[string]string{"BROKERS": k.Addr(), "DEADLINE": "1500ms", "SPOOL_DIR": dir, "SPOOL_SINKS": "kafka"})
-	p.Start()
+	p := startRelayProcess(t, k, map[string]string{"SPOOL_DIR": dir, "SPOOL_SINKS": "kafka"})
 	s := newScenario(t, "spool's disk full (2 MiB tmpfs) while Kafka is down", p.Sender())
 	s.run()
 	s.at(0.1, "stop the broker: the spool fills its disk")
@@ -132,8 +132,7 @@ func smallDisk(t *testing.T, size string) string {
 func TestFaultSpoolCorrupted(t *testing.T) {
 	k := startKafka(t)
 	dir := filepath.Join(t.TempDir(), "spool")
-	p := newRelayProcess(t, testConfig, map[string]string{"BROKERS": k.Addr(), "DEADLINE": "1500ms", "SPOOL_DIR": dir, "SPOOL_SINKS": "kafka"})
-	p.Start()
+	p := startRelayProcess(t, k, map[string]string{"SPOOL_DIR": dir, "SPOOL_SINKS": "kafka"})
 	s := newScenario(t, "a spooled entry corrupted on disk while the relay is stopped", p.Sender())
 	s.run()
 	s.at(0.2, "stop the broker: events go to the spool")
@@ -226,8 +225,7 @@ dead_letter: { sink: web, topic: dead }
 // has, exits 0, and nothing it answered 200 is missing.
 func TestFaultGracefulShutdown(t *testing.T) {
 	k := startKafka(t)
-	p := newRelayProcess(t, testConfig, map[string]string{"BROKERS": k.Addr(), "DEADLINE": "1500ms"})
-	p.Start()
+	p := startRelayProcess(t, k, nil)
 	s := newScenario(t, "relay SIGTERMed during load (graceful shutdown), restarted", p.Sender())
 	s.run()
 	s.at(0.35, "SIGTERM the relay")
@@ -240,4 +238,14 @@ func TestFaultGracefulShutdown(t *testing.T) {
 	s.wait()
 	s.redeliver()
 	s.check(kafkaIDs(t, k.Addr()), "requests in progress at SIGTERM are answered before exit 0; new ones are refused until the restart and retried")
+}
+
+// startRelayProcess runs the relay binary with testConfig against k, a 1.5 s deadline and env.
+func startRelayProcess(t *testing.T, k *kafkaserver.Server, env map[string]string) *relayProcess {
+	t.Helper()
+	vars := map[string]string{"BROKERS": k.Addr(), "DEADLINE": "1500ms"}
+	maps.Copy(vars, env)
+	p := newRelayProcess(t, testConfig, vars)
+	p.Start()
+	return p
 }
