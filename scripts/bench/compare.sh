@@ -15,6 +15,7 @@ ROUNDS=${ROUNDS:-3}
 CONC=${CONC:-512}
 BATCH=${BATCH:-1}                    # events per POST body
 SYSTEMS=${SYSTEMS:-bare relay-ack relay-kafka benthos-kafka}
+KAFKA_OPTS=${KAFKA_OPTS:-}           # more keys for the relay's kafka sink, e.g. ", batch_size: 100"
 PROFILE_RATE=${PROFILE_RATE:-2000}   # a 10 s CPU profile of relay+Kafka at this rate in round 1
 LOADCPU=${LOADCPU:-0}                # taskset cores: load generator / server (Kafka's JVM is not pinned)
 SRVCPU=${SRVCPU:-1}
@@ -82,7 +83,7 @@ start_server() { # $1 system, $2 round, $3 rate; sets srv and url, sign, verify
 		taskset -c "$SRVCPU" "$W/relay" serve -config "$W/relay.yaml" >>"$W/relay.log" 2>&1 & srv=$!
 		url=http://127.0.0.1:8080/twilio/events; wait_port 8080 ;;
 	relay-kafka)
-		relay_config "    kafka: { brokers: [ \"$BROKER\" ], acks: all, mode: binary, batch_timeout: 1ms }" "relay.$r.$rate" >"$W/relay.yaml"
+		relay_config "    kafka: { brokers: [ \"$BROKER\" ], acks: all, mode: binary, batch_timeout: 1ms$KAFKA_OPTS }" "relay.$r.$rate" >"$W/relay.yaml"
 		taskset -c "$SRVCPU" "$W/relay" serve -config "$W/relay.yaml" >>"$W/relay.log" 2>&1 & srv=$!
 		url=http://127.0.0.1:8080/twilio/events; wait_port 8080
 		verify=(-verify-kafka "$BROKER" -topic "relay.$r.$rate") ;;
