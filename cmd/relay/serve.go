@@ -139,7 +139,7 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 	r.pipeline = pipeline
 	endpoints := make([]receiver.Endpoint, 0, len(cfg.Endpoints))
 	for _, ec := range cfg.Endpoints {
-		ep, err := endpoint(ec)
+		ep, err := endpoint(ec, cfg.Limits.MaxEvents)
 		if err != nil {
 			return nil, err
 		}
@@ -152,7 +152,6 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		Deadline:       time.Duration(cfg.Limits.RequestDeadline),
 		MaxInFlight:    cfg.Limits.MaxInFlight,
 		MaxConnections: cfg.Limits.MaxConnections,
-		MaxEvents:      cfg.Limits.MaxEvents,
 		ReadTimeout:    time.Duration(cfg.Limits.ReadTimeout),
 		IdleTimeout:    time.Duration(cfg.Limits.IdleTimeout),
 	}, pipeline, metrics, log)
@@ -176,8 +175,8 @@ func sharedDedupe(cfg *config.Config, log *slog.Logger) (*redis.Deduper, error) 
 	return redis.NewDeduper(*cfg.Dedupe.Shared.Redis, claim, time.Duration(cfg.Dedupe.Window), log)
 }
 
-// endpoint turns an endpoint's configuration into the receiver's form.
-func endpoint(ec config.Endpoint) (receiver.Endpoint, error) {
+// endpoint turns an endpoint's configuration, and the limit on events per body, into the receiver's form.
+func endpoint(ec config.Endpoint, maxEvents int) (receiver.Endpoint, error) {
 	allowed, err := config.ParsePrefixes(ec.AllowedCIDRs)
 	if err != nil {
 		return receiver.Endpoint{}, err
@@ -195,7 +194,7 @@ func endpoint(ec config.Endpoint) (receiver.Endpoint, error) {
 		ClientIPHeader: ec.ClientIPHeader,
 		TrustedProxies: proxies,
 		MaxBody:        int(ec.MaxBody),
-		Decode:         twilio.DecodeOptions{KeepDataString: ec.Data == "keep"},
+		Decode:         twilio.DecodeOptions{KeepDataString: ec.Data == "keep", MaxEvents: maxEvents},
 		RejectStatus:   ec.RejectStatus,
 		Classic:        ec.Kind == config.KindClassic,
 	}

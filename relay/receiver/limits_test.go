@@ -48,12 +48,13 @@ func TestContentTypeIgnored(t *testing.T) {
 	}
 }
 
-// TestMaxEvents: a JSON array of more than MaxEvents elements is handed on as one malformed_body reject
+// TestMaxEvents: with DecodeOptions.MaxEvents, a JSON array of more elements is handed on as one malformed_body reject
 // of the whole body (dead-lettered once, answered 200), not decoded element by element.
 func TestMaxEvents(t *testing.T) {
 	p := &processor{}
 	s := receiver.New(receiver.Config{Endpoints: []receiver.Endpoint{{Name: "hook", Path: "/hook", SignedURLs: []string{public},
-		Verifier: twilio.NewVerifier([]string{token}), MaxBody: 4096, RejectStatus: 503}}, Deadline: time.Second, MaxInFlight: 2, MaxEvents: 3},
+		Verifier: twilio.NewVerifier([]string{token}), MaxBody: 4096, RejectStatus: 503, Decode: twilio.DecodeOptions{MaxEvents: 3}}},
+		Deadline: time.Second, MaxInFlight: 2},
 		p, &observer{}, slog.New(slog.DiscardHandler))
 	for _, body := range []string{"[1,2,3]", "[1,2,3,4]", "[" + strings.Repeat("0,", 1000) + "0]", oneEvent} {
 		if a := do(t, s, signed(body)); a.status != 200 {

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/relaykit/twilio-relay/relay"
-	"github.com/relaykit/twilio-relay/relay/internal/jsonscan"
 	"github.com/relaykit/twilio-relay/relay/twilio"
 )
 
@@ -39,9 +37,6 @@ type Config struct {
 	Deadline time.Duration
 	// MaxInFlight is how many requests may be processed at once; more are answered 429.
 	MaxInFlight int
-	// MaxEvents bounds the elements of one Event Streams body: a longer JSON array is dead-lettered whole
-	// (malformed_body) instead of element by element. 0: no bound.
-	MaxEvents int
 	// MaxConnections bounds the connections served at once, idle keep-alive ones included; fasthttp
 	// answers a connection over it with a plain-text 503 and closes it before reading a request. 0 is
 	// fasthttp's default (262144).
@@ -139,7 +134,7 @@ func (s *Server) handle(ep *Endpoint) fiber.Handler {
 			}
 			// fasthttp reuses the body's buffer after the handler returns, and a sink may still hold the
 			// bytes (a write the deadline gave up on): the batch gets its own copy.
-			batch = s.decode(ep, bytes.Clone(raw), arrived)
+			batch = twilio.Decode(ep.Name, bytes.Clone(raw), arrived, ep.Decode)
 		}
 		ctx, cancel := context.WithDeadline(context.Background(), arrived.Add(s.cfg.Deadline))
 		defer cancel()
@@ -150,21 +145,6 @@ func (s *Server) handle(ep *Endpoint) fiber.Handler {
 		}
 		return c.Status(fiber.StatusOK).JSON(out)
 	}
-}
-
-// decode turns an authentic Event Streams body into a batch. A JSON array of more than MaxEvents
-// elements is not decoded but dead-lettered whole: otherwise each element of, say, 256 KiB of "0," would
-// become a dead letter of its own (131k records, hundreds of MiB, not written within the deadline).
-func (s *Server) decode(ep *Endpoint, body []byte, arrived time.Time) *relay.Batch {
-	if limit := s.cfg.MaxEvents; limit > 0 {
-		n := 0 // linear and allocation-free, stops at limit+1; 0 on a body that is no JSON array
-		jsonscan.Elements(body, func([]byte) bool { n++; return n <= limit })
-		if n > limit {
-			return &relay.Batch{Endpoint: ep.Name, ReceivedAt: arrived, Rejects: []relay.Reject{{Raw: body,
-				Reason: relay.ReasonMalformedBody, Detail: fmt.Sprintf("a JSON array of more than %d elements (max_events)", limit)}}}
-		}
-	}
-	return twilio.Decode(ep.Name, body, arrived, ep.Decode)
 }
 
 // observe reports every request's final status and duration.

@@ -20,6 +20,10 @@ type DecodeOptions struct {
 	// KeepDataString keeps a data attribute that arrived as a JSON-encoded string as it arrived, instead of
 	// replacing it with the JSON value the string holds.
 	KeepDataString bool
+	// MaxEvents bounds the elements of an array body: a longer array is one malformed_body reject of the
+	// whole body, not an event or reject per element (256 KiB of "0," would be 131k dead letters).
+	// 0: no bound.
+	MaxEvents int
 }
 
 // Decode turns a webhook-sink body into a batch: a JSON array of CloudEvents, or one bare event object.
@@ -56,8 +60,19 @@ func Decode(endpoint string, body []byte, at time.Time, opts DecodeOptions) *rel
 		add(0, trimmed)
 		return b
 	}
-	i := 0
-	jsonscan.Elements(trimmed, func(raw []byte) bool { add(i, raw); i++; return true })
+	i, over := 0, false
+	jsonscan.Elements(trimmed, func(raw []byte) bool {
+		if over = opts.MaxEvents > 0 && i == opts.MaxEvents; over {
+			return false // one element too many: the whole body is rejected below
+		}
+		add(i, raw)
+		i++
+		return true
+	})
+	if over {
+		b.Events = nil
+		return reject(b, body, fmt.Sprintf("a JSON array of more than %d elements (max_events)", opts.MaxEvents))
+	}
 	return b
 }
 
