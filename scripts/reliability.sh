@@ -37,14 +37,7 @@ soak)
 	RELAY_SOAK=${2:-30m} go test -count=1 -timeout 3h -v -run '^TestSoak$' ./cmd/relay/ | grep -v ' relay: '
 	;;
 fuzz)
-	fuzztime=${2:-5m}
-	for target in relay/twilio:FuzzDecode relay/twilio:FuzzVerify relay/twilio:FuzzClassic relay/twilio:FuzzValidEquivalent relay/config:FuzzParse \
-		relay:FuzzTemplate relay/internal/jsonscan:FuzzMembers relay/internal/jsonscan:FuzzElements; do
-		pkg=${target%%:*}
-		fn=${target##*:}
-		echo "== fuzz $fn ($fuzztime)"
-		go test -run='^$' -fuzz="^${fn}\$" -fuzztime="$fuzztime" "./$pkg" 2>&1 | tail -4
-	done
+	FUZZTIME=${2:-5m} scripts/fuzz.sh
 	;;
 *)
 	echo "usage: scripts/reliability.sh [short|long|soak [duration]|fuzz [duration]]" >&2
