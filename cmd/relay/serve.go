@@ -42,6 +42,7 @@ type Relay struct {
 	admin    *admin.Handler
 	pipeline *relay.Pipeline
 	adminHS  *http.Server
+	intake   intake
 
 	// Addr and AdminAddr are the bound addresses once Open has returned.
 	Addr, AdminAddr string
@@ -59,7 +60,7 @@ func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 // NewRelay builds every component from cfg. Nothing listens yet.
 func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 	goredis.SetLogger(redisLog{log})
-	r := &Relay{cfg: cfg, log: log, sinks: map[string]relay.Sink{}}
+	r := &Relay{cfg: cfg, log: log, sinks: map[string]relay.Sink{}, intake: intake{closing: make(chan struct{})}}
 	metrics := prometheus.New()
 	pingers := map[string]relay.Pinger{}
 	var kafkaSinks []*kafka.Sink
@@ -156,7 +157,7 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		IdleTimeout:    time.Duration(cfg.Limits.IdleTimeout),
 	}, pipeline, metrics, log)
 	acfg := admin.Config{Pingers: pingers, Registry: metrics.Registry, Pprof: cfg.Admin.Pprof}
-	acfg.Handlers = map[string]http.Handler{"/twilio/test-events": monitor}
+	acfg.Handlers = map[string]http.Handler{"/twilio/test-events": monitor, "/drain": r.drainHandler()}
 	if r.spool != nil {
 		acfg.Spool, acfg.Spooled = r.spool.Stats, cfg.SpoolSinks()
 	}
@@ -229,7 +230,11 @@ func (r *Relay) Open() error {
 	}
 	r.adminHS = &http.Server{Handler: r.admin, ReadHeaderTimeout: 5 * time.Second}
 	r.served = make(chan error, 2)
-	go func() { r.served <- r.server.Serve(ln) }()
+	go func() {
+		if err := r.server.Serve(ln); err != nil || !r.intake.stopped.Load() { // not stopped by /drain
+			r.served <- err
+		}
+	}()
 	go func() {
 		if err := r.adminHS.Serve(aln); !errors.Is(err, http.ErrServerClosed) {
 			r.served <- err
@@ -247,8 +252,9 @@ func (r *Relay) Served() <-chan error { return r.served }
 // close the sinks, then stop the admin listener. ctx bounds the whole.
 func (r *Relay) Close(ctx context.Context) error {
 	var errs []error
+	r.beginClose()
 	r.admin.Drain()
-	if err := r.server.Shutdown(ctx); err != nil {
+	if err := r.stopIntake(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("receiver: %w", err))
 	}
 	if r.spool != nil && r.drainer != nil {
