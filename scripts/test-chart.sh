@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Tests of the Helm chart (charts/relay) that need no cluster and no Docker:
 #
-#   1. tools: helm, helm-unittest and kubectl-validate at pinned versions, built with Go into a cache
-#      (${RELAY_TOOLS:-~/.cache/twilio-relay/tools}; idempotent; the first run takes minutes). Helm's
-#      config, data, cache and plugins live there too, so the user's own helm is never touched.
+#   1. tools: helm, helm-unittest, kubectl-validate and actionlint at pinned versions, built with Go into
+#      a cache (${RELAY_TOOLS:-~/.cache/twilio-relay/tools}; idempotent; the first run takes minutes).
+#      Helm's config, data, cache and plugins live there too, so the user's own helm is never touched.
 #   2. helm lint --strict with the minimal required values and with every worked example.
 #   3. helm-unittest suites in charts/relay/tests/.
 #   4. for every case (minimal, each example, the spool, everything on): helm template, then
 #      kubectl-validate against Kubernetes 1.30's schemas (ServiceMonitor: scripts/tools/crds), then the
 #      real `relay check` on the rendered config.yaml with exactly the environment the pod would have
 #      (placeholders for Secret values): the chart can never render a configuration the relay rejects.
-#   5. checks across renders (a config change rolls the pods, an unrelated change does not) and failures
-#      that must happen (schema, `fail`, relay check).
+#   5. checks across renders (a config change rolls the pods, an unrelated change does not; the admin
+#      port never on the webhook Service; the oldest Kubernetes the chart admits; the Strimzi example's
+#      KafkaTopics) and failures that must happen (schema, `fail` for every setting that would strand
+#      events or expose the admin port, relay check).
 #   6. the relay built exactly as the Dockerfile builds it: static, version stamped, its shipped
-#      config.yaml accepted.
+#      config.yaml accepted; then the image without Docker (scripts/image.sh), read back with
+#      go-containerregistry (entrypoint, user, env, files) and its /relay run; the Dockerfile says the
+#      same; actionlint on .github/workflows.
 #
 # Ends with "chart: N passed, M failed" and exits non-zero when M > 0.
 set -euo pipefail
@@ -31,7 +35,9 @@ for pkg in pkg/lint/rules pkg/chartutil; do
 done
 kubectl_validate_version=v0.0.4
 unittest_dir=$root/scripts/tools/helm-unittest
-kube_version=1.30 # the oldest Kubernetes the chart supports (Chart.yaml kubeVersion)
+kube_version=1.30 # rendered and validated for this Kubernetes (kubectl-validate's newest schemas)
+oldest_kube=1.23  # the oldest the chart admits (Chart.yaml kubeVersion), rendered and validated too
+actionlint_version=v1.7.12
 
 export HELM_CONFIG_HOME=$tools/helm/config HELM_DATA_HOME=$tools/helm/data HELM_CACHE_HOME=$tools/helm/cache
 export HELM_PLUGINS=$tools/helm/plugins
@@ -78,6 +84,7 @@ EOF
 install helm "$helm_version" env GOBIN="$bin" go install -trimpath -ldflags "$helm_ldflags" "helm.sh/helm/v3/cmd/helm@$helm_version"
 install kubectl-validate "$kubectl_validate_version" env GOBIN="$bin" go install -trimpath "sigs.k8s.io/kubectl-validate@$kubectl_validate_version"
 install helm-unittest "$unittest_stamp" build_unittest
+install actionlint "$actionlint_version" env GOBIN="$bin" go install -trimpath "github.com/rhysd/actionlint/cmd/actionlint@$actionlint_version"
 for i in "${!pids[@]}"; do
 	if ! wait "${pids[$i]}"; then
 		echo "!! building ${names[$i]} failed:" >&2
@@ -88,7 +95,7 @@ done
 if ! helm plugin list 2>/dev/null | grep -q '^unittest'; then
 	helm plugin install "$tools/helm-unittest" >/dev/null
 fi
-echo "   $(helm version --short), helm-unittest $(helm plugin list | awk '$1 == "unittest" {print $2}'), kubectl-validate $kubectl_validate_version"
+echo "   $(helm version --short), helm-unittest $(helm plugin list | awk '$1 == "unittest" {print $2}'), kubectl-validate $kubectl_validate_version, actionlint $actionlint_version"
 
 phase "relay and chartcheck binaries"
 # Built exactly as the Dockerfile builds the image's binary.
@@ -141,7 +148,7 @@ everything=("${required[@]}"
 	--set kafka.tls.clientCertSecret.name=relay-user)
 declare -A cases=(
 	[minimal]="${required[*]}"
-	[spool]="${required[*]} --set spool.enabled=true --set autoscaling.enabled=true"
+	[spool]="${required[*]} --set spool.enabled=true --set autoscaling.enabled=true --set autoscaling.allowWithSpool=true"
 	[everything]="${everything[*]}"
 )
 for example in "$chart"/examples/*.yaml; do
@@ -214,8 +221,72 @@ check "the spool case is a StatefulSet with a claim" \
 check "no rendered case holds a token or password" \
 	bash -c '! grep -rlE "tok-primary|tok-secondary|basic-pass|kafka-pass" "$1"/*/config.yaml' _ "$work"
 
+# doc KIND NAME FILE: one object of a rendered file.
+doc() { awk -v kind="$1" -v name="$2" 'BEGIN { RS = "\n---\n" } $0 ~ "\nkind: " kind "\n" && $0 ~ "\n  name: " name "\n"' "$3"; }
+template "${required[@]}" --set service.type=LoadBalancer >"$work/lb.yaml"
+check "the webhook Service (LoadBalancer) carries the webhook port only" \
+	bash -c '[[ $1 == *"name: webhook"* && $1 != *"name: admin"* && $1 == *"type: LoadBalancer"* ]]' _ "$(doc Service relay "$work/lb.yaml")"
+check "the admin port is on the ClusterIP Service relay-metrics" \
+	bash -c '[[ $1 == *"name: admin"* && $1 == *"type: ClusterIP"* ]]' _ "$(doc Service relay-metrics "$work/lb.yaml")"
+long=relay-$(printf 'a%.0s' {1..57})
+template "${required[@]}" --set spool.enabled=true --set fullnameOverride="$long" >"$work/long.yaml"
+check "no name over 63 characters with a 63-character fullnameOverride (Services -metrics, -headless cut)" \
+	bash -c '! grep -qE "^  name: .{64,}$" "$1" && [[ -n $2 && -n $3 ]]' _ "$work/long.yaml" \
+	"$(doc Service "${long:0:55}-metrics" "$work/long.yaml")" "$(doc Service "${long:0:54}-headless" "$work/long.yaml")"
+check "plain helm template, without --kube-version, renders" \
+	helm template relay "$chart" "${required[@]}"
+for name in minimal spool everything; do
+	mkdir -p "$work/oldest-$name"
+	# shellcheck disable=SC2086
+	helm template relay "$chart" --namespace twilio --kube-version "$oldest_kube.0" ${cases[$name]} \
+		>"$work/oldest-$name/manifests.yaml" 2>&1 || true
+	check "$name on Kubernetes $oldest_kube (the oldest admitted): kubectl-validate $oldest_kube" \
+		kubectl-validate --version "$oldest_kube" --local-crds "$root/scripts/tools/crds" "$work/oldest-$name/manifests.yaml"
+done
+check "before 1.30 (no sleep action) preStop waits with GET /drain" \
+	grep -q 'path: /drain?delay=10s&timeout=0s' "$work/oldest-minimal/manifests.yaml"
+
+# Every sink kind and the shared dedupe tier get their egress rule, and the relay accepts the config.
+sinks=("${required[@]}" --set networkPolicy.enabled=true
+	--set 'config.sinks[0].name=kafka' --set 'config.sinks[0].kafka.acks=all'
+	--set 'config.sinks[1].name=streams' --set 'config.sinks[1].redis.addr=redis-master.data:6380'
+	--set 'config.sinks[2].name=jetstream' --set 'config.sinks[2].nats.urls[0]=nats://nats.data'
+	--set 'config.sinks[3].name=webhook' --set 'config.sinks[3].http.url=https://hooks.example.net/in'
+	--set 'config.dedupe.shared.redis.addr=dedupe-redis.data:6379')
+mkdir -p "$work/sinks"
+template "${sinks[@]}" >"$work/sinks/manifests.yaml"
+check "relay check of a config with Kafka, Redis, NATS and HTTP sinks and the shared tier" relay_check "$work/sinks"
+check "egress opens the ports of every sink kind and of the shared dedupe tier" \
+	bash -c 'for p in 9092 6380 6379 4222 443; do grep -q "port: $p\$" <<<"$1" || exit 1; done' _ \
+	"$(doc NetworkPolicy relay "$work/sinks/manifests.yaml")"
+
+# The Strimzi example's KafkaTopic objects: valid, and one for every topic its configuration writes to.
+topics=$chart/examples/strimzi/kafkatopics.yaml
+check "examples/strimzi/kafkatopics.yaml: kubectl-validate (KafkaTopic kafka.strimzi.io/v1)" \
+	kubectl-validate --version "$kube_version" --local-crds "$root/scripts/tools/crds" "$topics"
+check "examples/strimzi/kafkatopics.yaml holds every topic of example-strimzi's routes and dead_letter" \
+	diff <(sed -n 's/^ *topic: //p' "$work/example-strimzi/config.yaml" | sort -u) \
+	<(sed -n 's/^  name: //p' "$topics" | sort -u)
+
 phase "failures that must happen"
 check_fails "no values: publicUrl is required" "publicUrl is required" template
+# Settings that would strand events or expose the admin port (each also a helm-unittest case).
+check_fails "spool + HPA without autoscaling.allowWithSpool" "set autoscaling.allowWithSpool=true" \
+	template "${required[@]}" --set spool.enabled=true --set autoscaling.enabled=true
+check_fails "a grace period shorter than the spool's drain" "spool.drainTimeoutSeconds" \
+	template "${required[@]}" --set spool.enabled=true --set terminationGracePeriodSeconds=60
+check_fails "Ingress: publicUrl's path is not the endpoint's" "Twilio calls /hooks/twilio" \
+	template "${required[@]}" --set publicUrl=https://relay.example.com/hooks/twilio --set ingress.enabled=true
+check_fails "Ingress: ingress.paths without publicUrl's path" "does not route /twilio/events, the path Twilio calls" \
+	template "${required[@]}" --set ingress.enabled=true --set 'ingress.paths[0]=/twilio'
+check_fails "NetworkPolicy + ServiceMonitor without admin namespaces" "networkPolicy.admin.namespaces" \
+	template "${required[@]}" --set networkPolicy.enabled=true --set serviceMonitor.enabled=true
+check_fails "NetworkPolicy: a sink address without a readable port" "list the ports in networkPolicy.egress.redisPorts" \
+	template "${sinks[@]}" --set 'config.sinks[1].redis.addr=${REDIS_ADDR}'
+check_fails "podLabels repeating a selector key" "app.kubernetes.io/name is a selector label" \
+	template "${required[@]}" --set 'podLabels.app\.kubernetes\.io/name=other'
+check_fails "a memory limit GOMEMLIMIT cannot be computed from" "resources.limits.memory: cannot read" \
+	template "${required[@]}" --set resources.limits.memory=lots
 check_fails "schema: unknown value" "additional properties 'replicas' not allowed" template "${required[@]}" --set replicas=3
 check_fails "schema: admin listener on loopback" "/config/admin/listen" \
 	template "${required[@]}" --set config.admin.listen=127.0.0.1:9090
@@ -236,6 +307,53 @@ check "relay version is stamped" grep -qx "relay chart-test" <("$work/relay" ver
 check "relay binary is static (CGO_ENABLED=0)" bash -c 'go version -m "$1" | grep -q "CGO_ENABLED=0"' _ "$work/relay"
 check "the image's config.yaml passes relay check" \
 	env -i TWILIO_AUTH_TOKENS=placeholder RELAY_CONFIG="$root/config.yaml" "$work/relay" check
+
+phase "the image without Docker (scripts/image.sh), read back with go-containerregistry"
+app_version=$(sed -n 's/^appVersion: "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$chart/Chart.yaml")
+ref=ghcr.io/relaykit/twilio-relay:$app_version
+ca=/etc/ssl/certs/ca-certificates.crt
+if RELAY_TOOLS=$tools scripts/image.sh -v "$app_version" -o "$work/image.tar" >"$work/image.log" 2>&1 &&
+	"$bin/ocibuild-inspect" -tag "$ref" -extract /relay="$work/image-relay" \
+		-extract /etc/relay/config.yaml="$work/image-config.yaml" "$work/image.tar" >"$work/image.txt" 2>>"$work/image.log"; then
+	ok "scripts/image.sh -v $app_version: $(du -h "$work/image.tar" | cut -f1) tarball, read back as $ref"
+	sed 's/^/         /' "$work/image.txt"
+else
+	bad "scripts/image.sh, or reading its tarball back" "$work/image.log"
+fi
+line() { grep -qxF -- "$1" "$work/image.txt"; }
+check "image: the tag is the chart's default image (appVersion)" grep -q "image: \"$ref\"" "$work/minimal/manifests.yaml"
+check "image: docker load's manifest.json names the tag" \
+	bash -c 'tar -xOf "$1" manifest.json | grep -qF "\"RepoTags\":[\"$2\"]"' _ "$work/image.tar" "$ref"
+check "image: entrypoint [\"/relay\"], cmd [\"serve\"]" \
+	bash -c 'grep -qxF "entrypoint [\"/relay\"]" "$1" && grep -qxF "cmd [\"serve\"]" "$1"' _ "$work/image.txt"
+check "image: user 65532:65532" line "user 65532:65532"
+check "image: env RELAY_CONFIG=/etc/relay/config.yaml" line "env RELAY_CONFIG=/etc/relay/config.yaml"
+check "image: /relay, mode 0755, root's" grep -qE '^file /relay 0755 0:0 [0-9]+ sha256:' "$work/image.txt"
+check "image: /etc/relay/config.yaml is the repository's config.yaml" cmp "$root/config.yaml" "$work/image-config.yaml"
+check "image: the CA bundle at $ca" \
+	line "file $ca 0644 0:0 $(stat -c %s "$ca") sha256:$(sha256sum "$ca" | cut -d' ' -f1)"
+check "image: /tmp, mode 1777" line "dir /tmp 1777 0:0"
+check "image: its /relay runs: relay version says $app_version" grep -qx "relay $app_version" <("$work/image-relay" version)
+check "image: its /relay is static (CGO_ENABLED=0, -trimpath)" \
+	bash -c 'go version -m "$1" | grep -q "CGO_ENABLED=0" && go version -m "$1" | grep -q -- "-trimpath=true"' _ "$work/image-relay"
+# The Dockerfile builds the same image.
+df=$root/Dockerfile
+check "Dockerfile: ENTRYPOINT, CMD, USER and ENV as in the image" bash -c '
+	[[ "entrypoint $(sed -n "s/^ENTRYPOINT //p" "$1")" == "$(grep ^entrypoint "$2")" &&
+		"cmd $(sed -n "s/^CMD //p" "$1")" == "$(grep ^cmd "$2")" &&
+		"user $(sed -n "s/^USER //p" "$1")" == "$(grep ^user "$2")" &&
+		"env $(sed -n "s/^ENV //p" "$1")" == "$(grep ^env "$2")" ]]' _ "$df" "$work/image.txt"
+check "Dockerfile: cross-compiles (FROM --platform=\$BUILDPLATFORM, GOOS/GOARCH from TARGETOS/TARGETARCH)" bash -c '
+	grep -q "^FROM --platform=\$BUILDPLATFORM " "$1" && grep -q "GOOS=\$TARGETOS GOARCH=\$TARGETARCH" "$1"' _ "$df"
+check "Dockerfile: the golang image is pinned at go.mod's Go version" \
+	grep -q "^FROM --platform=\$BUILDPLATFORM golang:$(sed -n 's/^go //p' "$root/go.mod")-" "$df"
+
+phase "actionlint $actionlint_version (.github/workflows)"
+check "actionlint$(command -v shellcheck >/dev/null && echo ' (with shellcheck)')" \
+	bash -c 'cd "$1" && actionlint -color=false' _ "$root"
+check "release.yml: image tag, relay version and appVersion are the tag without v" bash -c '
+	grep -q "version=\${TAG#v}" "$1" && grep -q -- "--app-version \"\$VERSION\"" "$1" &&
+		grep -q "VERSION=\${{ needs.version.outputs.version }}" "$1"' _ "$root/.github/workflows/release.yml"
 
 phase "done"
 echo "chart: $passed passed, $failed failed"

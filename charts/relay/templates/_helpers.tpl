@@ -18,6 +18,15 @@ Names and labels.
 {{- end }}
 {{- end }}
 
+{{/*
+relay.suffixedName: the full name with a suffix ("metrics", "headless"), cut so that the whole stays
+within the 63 characters of a Service name. Arguments: list context suffix.
+*/}}
+{{- define "relay.suffixedName" -}}
+{{- $suffix := printf "-%s" (index . 1) -}}
+{{- printf "%s%s" (include "relay.fullname" (index . 0) | trunc (int (sub 63 (len $suffix))) | trimSuffix "-") $suffix -}}
+{{- end }}
+
 {{- define "relay.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -25,6 +34,20 @@ Names and labels.
 {{- define "relay.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "relay.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+relay.podLabels: the selector labels and podLabels, which may not repeat a selector key: the pods would
+no longer match their own workload's selector.
+*/}}
+{{- define "relay.podLabels" -}}
+{{- $selector := include "relay.selectorLabels" . | fromYaml -}}
+{{- range $key, $_ := .Values.podLabels -}}
+{{- if hasKey $selector $key -}}
+{{- fail (printf "podLabels: %s is a selector label the chart sets (to %s); remove it from podLabels (nameOverride changes app.kubernetes.io/name)" $key (get $selector $key)) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml (merge (deepCopy (default dict .Values.podLabels)) $selector) -}}
 {{- end }}
 
 {{- define "relay.labels" -}}
@@ -274,42 +297,74 @@ relay.seconds turns a Go duration ("20s", "1m30s", "500ms") into whole seconds, 
 {{- end }}
 
 {{/*
-relay.terminationGracePeriod: preStop sleep + shutdown_timeout + 5 s unless set, and never less.
+relay.terminationGracePeriod: preStop sleep (+ the spool's drain timeout) + shutdown_timeout + 5 s unless
+set, and never less.
 */}}
 {{- define "relay.terminationGracePeriod" -}}
 {{- $shutdown := include "relay.seconds" (default "20s" (dig "limits" "shutdown_timeout" "" .Values.config)) | int -}}
 {{- $needed := add (int .Values.preStopSleepSeconds) $shutdown -}}
+{{- $what := "preStopSleepSeconds + config.limits.shutdown_timeout" -}}
+{{- if .Values.spool.enabled -}}
+{{- $needed = add $needed (int .Values.spool.drainTimeoutSeconds) -}}
+{{- $what = "preStopSleepSeconds + spool.drainTimeoutSeconds + config.limits.shutdown_timeout" -}}
+{{- end -}}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds -}}
 {{- add $needed 5 -}}
 {{- else if le (int .Values.terminationGracePeriodSeconds) $needed -}}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + config.limits.shutdown_timeout (%d s), or Kubernetes kills the relay before requests in flight are answered" (int .Values.terminationGracePeriodSeconds) $needed) -}}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed %s (%d s), or Kubernetes kills the relay before requests in flight are answered" (int .Values.terminationGracePeriodSeconds) $what $needed) -}}
 {{- else -}}
 {{- .Values.terminationGracePeriodSeconds | int -}}
 {{- end -}}
 {{- end }}
 
 {{/*
-relay.kafkaPorts: the ports the relay reaches Kafka on, for the NetworkPolicy.
+relay.preStop: the container's preStop handler, or nothing. With the spool, GET /drain on the admin port:
+keep serving for preStopSleepSeconds (load balancers stop sending), stop intake, then wait up to
+spool.drainTimeoutSeconds for the spool to empty into the sinks. Without it, the sleep action on
+Kubernetes 1.30+ (the image has no shell to run sleep in); on older versions the same /drain, whose spool
+wait is then empty.
 */}}
-{{- define "relay.kafkaPorts" -}}
-{{- $ports := list -}}
-{{- if .Values.networkPolicy.egress.kafkaPorts -}}
-{{- range .Values.networkPolicy.egress.kafkaPorts }}{{ $ports = append $ports (int .) }}{{ end -}}
+{{- define "relay.preStop" -}}
+{{- $v := .Values -}}
+{{- if $v.spool.enabled -}}
+httpGet:
+  path: /drain?delay={{ int $v.preStopSleepSeconds }}s&timeout={{ int $v.spool.drainTimeoutSeconds }}s
+  port: admin
+{{- else if gt (int $v.preStopSleepSeconds) 0 -}}
+{{- if semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version -}}
+sleep:
+  seconds: {{ int $v.preStopSleepSeconds }}
 {{- else -}}
-{{- $cfg := include "relay.config" . | fromYaml -}}
-{{- range $s := $cfg.sinks -}}
-{{- with $s.kafka -}}
-{{- range $b := .brokers -}}
-{{- range $one := splitList "," (toString $b) -}}
-{{- $port := regexFind ":[0-9]+$" (trim $one) -}}
-{{- if not $port -}}
-{{- fail (printf "networkPolicy: cannot read a port from the Kafka broker %q; list the ports in networkPolicy.egress.kafkaPorts" $one) -}}
-{{- end -}}
-{{- $ports = append $ports (trimPrefix ":" $port | int) -}}
+httpGet:
+  path: /drain?delay={{ int $v.preStopSleepSeconds }}s&timeout=0s
+  port: admin
 {{- end -}}
 {{- end -}}
+{{- end }}
+
+{{/*
+relay.bytes: a Kubernetes memory quantity (768Mi, 1.5Gi, 512M, 805306368) in bytes. Argument: list path
+quantity.
+*/}}
+{{- define "relay.bytes" -}}
+{{- $path := index . 0 -}}
+{{- $q := toString (index . 1) -}}
+{{- if not (regexMatch "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$" $q) -}}
+{{- fail (printf "%s: cannot read %q as a memory quantity; write it as e.g. 768Mi or 1Gi (GOMEMLIMIT is computed from it)" $path $q) -}}
 {{- end -}}
+{{- $n := regexFind "^[0-9.]+" $q -}}
+{{- $unit := get (dict "" 1 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000) (trimPrefix $n $q) -}}
+{{- mulf (float64 $n) $unit | floor | int64 -}}
+{{- end }}
+
+{{/*
+relay.goMemLimit: GOMEMLIMIT as goMemLimitPercent of the memory limit, in MiB, or "" without a limit. The
+Go runtime collects harder as the heap nears it; the rest of the limit is room for what the runtime does
+not count, so that the kernel's OOM killer is not the first to act.
+*/}}
+{{- define "relay.goMemLimit" -}}
+{{- with dig "limits" "memory" "" .Values.resources -}}
+{{- $bytes := include "relay.bytes" (list "resources.limits.memory" .) | int64 -}}
+{{- printf "%dMiB" (div (div (mul $bytes (int $.Values.goMemLimitPercent)) 100) 1048576) -}}
 {{- end -}}
-{{- end -}}
-{{- toJson (uniq $ports) -}}
 {{- end }}

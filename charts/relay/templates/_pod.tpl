@@ -5,10 +5,7 @@ relay.podTemplate: the pod template shared by the Deployment and the StatefulSet
 {{- $v := .Values -}}
 metadata:
   labels:
-    {{- include "relay.selectorLabels" . | nindent 4 }}
-    {{- with $v.podLabels }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
+    {{- include "relay.podLabels" . | nindent 4 }}
   annotations:
     # A change of the configuration or of the chart's Secret rolls the pods.
     checksum/config: {{ include "relay.config" . | sha256sum }}
@@ -47,12 +44,10 @@ spec:
       env:
         - name: RELAY_CONFIG
           value: {{ include "relay.configDir" . }}/config.yaml
-        {{- if dig "limits" "memory" "" $v.resources }}
+        {{- with include "relay.goMemLimit" . }}
+        # goMemLimitPercent of resources.limits.memory.
         - name: GOMEMLIMIT
-          valueFrom:
-            resourceFieldRef:
-              containerName: relay
-              resource: limits.memory
+          value: {{ . }}
         {{- end }}
         {{- $secretEnv := include "relay.secretEnv" . | fromYamlArray }}
         {{- with $secretEnv }}
@@ -78,11 +73,10 @@ spec:
           port: admin
         {{- toYaml (omit $v.startupProbe "enabled") | nindent 8 }}
       {{- end }}
-      {{- if gt (int $v.preStopSleepSeconds) 0 }}
+      {{- with include "relay.preStop" . }}
       lifecycle:
         preStop:
-          sleep:
-            seconds: {{ int $v.preStopSleepSeconds }}
+          {{- . | nindent 10 }}
       {{- end }}
       {{- with $v.resources }}
       resources:
