@@ -29,7 +29,7 @@ RELAY_LEDGER_OUT=$ledger go test -race -count=1 -timeout 30m ./...
 echo "== ledger of the fault and bad-input scenarios (docs/reliability.md; scripts/reliability.sh runs them alone)"
 go run ./scripts/reliability/table <"$ledger"
 
-echo "== Helm chart (lint, unit tests, offline schema validation, relay check of every render)"
+echo "== Helm chart (lint, unit tests, offline schema validation, relay check of every render), the image without Docker, actionlint"
 scripts/test-chart.sh
 
 # Short fuzz runs of every target (scripts/fuzz.sh); FUZZTIME=0 skips them.
