@@ -8,68 +8,89 @@ import (
 	"time"
 )
 
-// pending is one message on its way to a sink with the item it belongs to (nil for a body-level reject's
-// dead letter).
+// This file holds the steps of Process that write: route, write to every sink with retries (or to the
+// spool), dead-letter; and Redeliver, which shares them.
+
+// pending is one message on its way to a sink: the item it belongs to (nil for a body-level reject's dead
+// letter) and, for a routed message, which of the item's deliveries it is.
 type pending struct {
-	it  *item
-	msg Message
+	it       *item
+	delivery int
+	msg      Message
 }
 
-// result is the final outcome of one pending message at one sink.
-type result struct {
-	it   *item
-	sink string
-	err  error
-}
-
-// route turns the owned events into messages per sink, and into dead letters where routing fails or no
-// route matches and the policy says so.
+// route turns the owned events into messages per sink, recording each event's deliveries in its outcome,
+// and into dead letters where routing fails or no route matches and the policy says so.
 func (p *Pipeline) route(b *Batch, owned []*item) (map[string][]pending, []pending) {
 	bySink := make(map[string][]pending, 1)
 	var dls []pending
 	for _, r := range b.Rejects {
-		p.cfg.Observer.EventDeadLettered(b.Endpoint, "", r.Reason)
-		dl := NewDeadLetter(b.Endpoint, r.Raw, r.Reason, r.Detail, nil, b.ReceivedAt)
-		dls = append(dls, pending{msg: Message{Event: dl, Topic: p.cfg.DeadLetter.Topic}})
+		dls = append(dls, pending{msg: p.deadLetterMessage(b.Endpoint, nil, r.Raw, r.Reason, r.Detail, b.ReceivedAt)})
 	}
-	for _, it := range owned {
+	var sinks []SinkOutcome // every event's deliveries, one array for the batch
+	first := make([]int, len(owned))
+	for i, it := range owned {
+		first[i] = len(sinks)
 		ds, err := p.cfg.Router.Route(it.ev)
 		switch {
 		case err != nil:
 			dls = append(dls, p.deadLetter(b, it, ReasonRouteError, err.Error()))
 			continue
 		case len(ds) == 0 && p.cfg.NoRoute == NoRouteDrop:
-			it.dropped = true
+			it.out.Fate, it.out.Reason = Dropped, ReasonNoRoute
 			p.cfg.Observer.EventDropped(b.Endpoint, it.ev.Type, ReasonNoRoute)
 			continue
 		case len(ds) == 0:
 			dls = append(dls, p.deadLetter(b, it, ReasonNoRoute, "no route matches the event"))
 			continue
 		}
-		for _, d := range ds {
-			bySink[d.Sink] = append(bySink[d.Sink], pending{it: it, msg: d.Message})
+		for j, d := range ds {
+			sinks = append(sinks, SinkOutcome{Route: d.Route, Sink: d.Sink, Topic: d.Topic})
+			bySink[d.Sink] = append(bySink[d.Sink], pending{it: it, delivery: j, msg: d.Message})
+		}
+	}
+	for i, it := range owned { // now that the array no longer grows
+		end := len(sinks)
+		if i+1 < len(owned) {
+			end = first[i+1]
+		}
+		if first[i] < end {
+			it.out.Sinks = sinks[first[i]:end:end]
 		}
 	}
 	return bySink, dls
 }
 
-// deadLetter makes the dead letter for an owned event and marks it dead-lettered.
+// deadLetter marks an owned event dead-lettered and returns its dead letter.
 func (p *Pipeline) deadLetter(b *Batch, it *item, reason, detail string) pending {
-	it.deadLettered = true
-	p.cfg.Observer.EventDeadLettered(b.Endpoint, it.ev.Type, reason)
-	dl := NewDeadLetter(b.Endpoint, it.ev.Raw, reason, detail, it.ev, b.ReceivedAt)
-	var key []byte
-	if it.ev.ID != "" {
-		key = []byte(it.ev.ID)
-	}
-	return pending{it: it, msg: Message{Event: dl, Topic: p.cfg.DeadLetter.Topic, Key: key}}
+	it.out.deadLetter(reason, detail)
+	return pending{it: it, msg: p.deadLetterMessage(b.Endpoint, it.ev, it.ev.Raw, reason, detail, b.ReceivedAt)}
 }
 
-// writeAll writes to every sink at once, each with retries, and returns one result per message.
-func (p *Pipeline) writeAll(ctx context.Context, bySink map[string][]pending) []result {
+// deadLetterMessage counts a dead letter and addresses it to the dead-letter destination, keyed by the
+// original event's id when there is one.
+func (p *Pipeline) deadLetterMessage(endpoint string, orig *Event, raw []byte, reason, detail string, at time.Time) Message {
+	typ := ""
+	var key []byte
+	if orig != nil {
+		typ = orig.Type
+		if orig.ID != "" {
+			key = []byte(orig.ID)
+		}
+	}
+	p.cfg.Observer.EventDeadLettered(endpoint, typ, reason)
+	return Message{Event: NewDeadLetter(endpoint, raw, reason, detail, orig, at), Topic: p.cfg.DeadLetter.Topic, Key: key}
+}
+
+// sinkRefused is the detail of a dead letter a sink refused for good.
+func sinkRefused(sink string, err error) string { return fmt.Sprintf("sink %s: %v", sink, err) }
+
+// writeAll writes to every sink at once, each with retries, records each sink's final answer in the
+// deliveries of the events, and returns the dead letters of the messages a sink refused for good.
+func (p *Pipeline) writeAll(ctx context.Context, b *Batch, bySink map[string][]pending) []pending {
 	var (
 		mu  sync.Mutex
-		out []result
+		dls []pending
 		wg  sync.WaitGroup
 	)
 	for name, ps := range bySink {
@@ -80,43 +101,80 @@ func (p *Pipeline) writeAll(ctx context.Context, bySink map[string][]pending) []
 			mu.Lock()
 			defer mu.Unlock()
 			for i, pd := range ps {
-				out = append(out, result{it: pd.it, sink: name, err: errs[i]})
+				if dl, ok := p.settle(b, name, pd, errs[i]); ok {
+					dls = append(dls, dl)
+				}
 			}
 		}()
 	}
 	wg.Wait()
-	return out
+	return dls
 }
 
-// writeDeadLetters writes the dead letters to the dead-letter sink with retries. An event whose dead letter
-// is not acknowledged fails; so does the whole request when a body-level reject's dead letter is not.
-func (p *Pipeline) writeDeadLetters(ctx context.Context, b *Batch, dls []pending) error {
+// settle records one sink's final answer to one message in its event's outcome, and returns the dead
+// letter when the sink refused it for good.
+func (p *Pipeline) settle(b *Batch, sink string, pd pending, err error) (pending, bool) {
+	it := pd.it
+	d := &it.out.Sinks[pd.delivery]
+	switch {
+	case err == errSpooled:
+		d.Spooled = true
+		if it.out.Fate == Delivered {
+			it.out.Fate = Spooled
+		}
+		p.cfg.Observer.EventSpooled(b.Endpoint, it.ev.Type, sink)
+	case err == nil:
+		p.cfg.Observer.EventDelivered(b.Endpoint, it.ev.Type, sink)
+	case IsPermanent(err):
+		d.Err = err
+		return p.deadLetter(b, it, ReasonSinkRejected, sinkRefused(sink, err)), true
+	default:
+		d.Err = err
+		it.out.fail(fmt.Errorf("sink %s: %w", sink, err))
+	}
+	return pending{}, false
+}
+
+// deadLetterAll writes the dead letters to the dead-letter sink with retries. An event whose dead letter is
+// not acknowledged fails; the error, when one is not, fails the whole request.
+func (p *Pipeline) deadLetterAll(ctx context.Context, dls []pending) error {
+	var first error
+	for i, err := range p.writeDeadLetters(ctx, dls) {
+		if err == nil {
+			continue
+		}
+		if first == nil {
+			first = err
+		}
+		if it := dls[i].it; it != nil {
+			it.out.fail(fmt.Errorf("dead letter: %w", err))
+		}
+	}
+	if first != nil {
+		return fmt.Errorf("dead letter to sink %s: %w", p.cfg.DeadLetter.Sink, first)
+	}
+	return nil
+}
+
+// writeDeadLetters writes dead letters with retries (and to the spool when the dead-letter sink spools),
+// and returns one error per dead letter: nil when it is safe.
+func (p *Pipeline) writeDeadLetters(ctx context.Context, dls []pending) []error {
 	if len(dls) == 0 {
 		return nil
 	}
-	var errs []error
-	for i, err := range p.write(ctx, p.cfg.DeadLetter.Sink, dls) {
+	errs := p.write(ctx, p.cfg.DeadLetter.Sink, dls)
+	for i, err := range errs {
 		if safe(err) {
-			continue
-		}
-		errs = append(errs, err)
-		if it := dls[i].it; it != nil {
-			it.failed = true
-			if it.err == nil {
-				it.err = fmt.Errorf("dead letter: %w", err)
-			}
+			errs[i] = nil
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("dead letter to sink %s: %w", p.cfg.DeadLetter.Sink, errs[0])
-	}
-	return nil
+	return errs
 }
 
 // write writes ps to the named sink, retrying the messages that failed transiently with backoff until
 // they are acknowledged, fail permanently, or ctx leaves no time for another attempt. It returns one
 // final error per message. For a sink that spools, what is still failing when only the spool reserve of
-// the deadline is left goes to the spool (nil error once it is on disk), and while the spool holds
+// the deadline is left goes to the spool (errSpooled once it is on disk), and while the spool holds
 // messages for the sink, new ones go straight behind them.
 func (p *Pipeline) write(ctx context.Context, name string, ps []pending) []error {
 	spool := p.spoolFor(name)
@@ -143,6 +201,14 @@ func (p *Pipeline) write(ctx context.Context, name string, ps []pending) []error
 		return errs
 	}
 	return p.spool(spool, name, ps, failed, errs)
+}
+
+// spoolFor returns the spool for the named sink, or nil when that sink does not spool.
+func (p *Pipeline) spoolFor(sink string) Spool {
+	if p.cfg.Spool == nil || !p.cfg.SpoolSinks[sink] {
+		return nil
+	}
+	return p.cfg.Spool
 }
 
 // errSpooled is the outcome of a message the spool took: safe, but not delivered yet.
@@ -177,9 +243,8 @@ func allIndexes(n int) []int {
 	return idx
 }
 
-// attempt is write without the spool.
+// attempt is write without the spool: writeOnce, again for what failed transiently, with backoff.
 func (p *Pipeline) attempt(ctx context.Context, name string, ps []pending) []error {
-	sink := p.cfg.Sinks[name]
 	errs := make([]error, len(ps))
 	todo := allIndexes(len(ps))
 	msgs := make([]Message, 0, len(ps))
@@ -188,10 +253,7 @@ func (p *Pipeline) attempt(ctx context.Context, name string, ps []pending) []err
 		for _, i := range todo {
 			msgs = append(msgs, ps[i].msg)
 		}
-		start := time.Now()
-		err := sink.Write(ctx, msgs)
-		p.cfg.Observer.SinkWrite(name, len(msgs), time.Since(start), err)
-		each := PerMessage(err, len(msgs))
+		each := p.writeOnce(ctx, name, msgs)
 		next := todo[:0]
 		for j, i := range todo {
 			e := each[j]
@@ -205,4 +267,40 @@ func (p *Pipeline) attempt(ctx context.Context, name string, ps []pending) []err
 			return errs
 		}
 	}
+}
+
+// writeOnce makes one Write of msgs to the named sink, observed, and returns one error per message. A
+// sink the pipeline does not know refuses them for good.
+func (p *Pipeline) writeOnce(ctx context.Context, name string, msgs []Message) []error {
+	sink, ok := p.cfg.Sinks[name]
+	if !ok {
+		return PerMessage(Permanent(errors.New("no sink named "+name)), len(msgs))
+	}
+	start := time.Now()
+	err := sink.Write(ctx, msgs)
+	p.cfg.Observer.SinkWrite(name, len(msgs), time.Since(start), err)
+	return PerMessage(err, len(msgs))
+}
+
+// Redeliver makes one attempt to write spooled messages to their sink, and dead-letters the ones the sink
+// refuses for good (retrying the dead letters within ctx). It returns one error per message: nil when the
+// message is delivered or safely dead-lettered and may leave the spool, else the transient failure.
+func (p *Pipeline) Redeliver(ctx context.Context, sink string, msgs []Message) []error {
+	errs := p.writeOnce(ctx, sink, msgs)
+	var dls []pending
+	var refused []int
+	for i, err := range errs {
+		ev := msgs[i].Event
+		switch {
+		case err == nil:
+			p.cfg.Observer.EventDelivered(ev.Endpoint, ev.Type, sink)
+		case IsPermanent(err):
+			dls = append(dls, pending{msg: p.deadLetterMessage(ev.Endpoint, ev, ev.Raw, ReasonSinkRejected, sinkRefused(sink, err), time.Now())})
+			refused = append(refused, i)
+		}
+	}
+	for j, err := range p.writeDeadLetters(ctx, dls) {
+		errs[refused[j]] = err
+	}
+	return errs
 }

@@ -24,14 +24,6 @@ type Batch struct {
 	Rejects    []Reject
 }
 
-// Outcome counts what became of a batch's events.
-type Outcome struct {
-	Delivered    int `json:"delivered"`
-	Duplicates   int `json:"duplicates"`
-	DeadLettered int `json:"dead_lettered"`
-	Dropped      int `json:"dropped"`
-}
-
 // PipelineConfig holds what a Pipeline needs. Sinks maps sink names to sinks; every route target and the
 // dead-letter target must name one of them.
 type PipelineConfig struct {
@@ -53,8 +45,11 @@ type PipelineConfig struct {
 }
 
 // Pipeline takes the events of a request through dedupe, routing and delivery, and tells the caller
-// whether all of them are safe: delivered to every sink they route to, dead-lettered, dropped by policy,
-// or duplicates of events already delivered. It is safe for concurrent use.
+// whether all of them are safe: delivered to every sink they route to, spooled, dead-lettered, dropped by
+// policy, or duplicates of events already delivered. It is safe for concurrent use.
+//
+// This file holds the steps of Process that decide about events (claim, remember, answer); deliver.go
+// holds those that write (route, write with retries or to the spool, dead-letter) and Redeliver.
 type Pipeline struct {
 	cfg     PipelineConfig
 	flights flights
@@ -88,131 +83,65 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	return &Pipeline{cfg: cfg}, errors.Join(errs...)
 }
 
-// item is one event the request owns: it delivers it and lands its flight.
+// item is an event of the batch the request delivers (owned) or waits for (another request owns it).
 type item struct {
-	ev           *Event
-	key          string // "" for events never deduplicated (test events)
-	fl           *flight
-	failed       bool  // a message of it was not acknowledged: the request must be retried
-	err          error // the first transient failure, for the log
-	deadLettered bool
-	dropped      bool
-	shared       bool // claimed in the shared tier: commit or release it
+	ev     *Event
+	out    *EventOutcome // its entry in the batch's Outcome: the one record of what became of it
+	key    string        // "" for events never deduplicated (test events)
+	fl     *flight
+	shared bool // claimed in the shared tier: commit or release it
 }
 
 // Process delivers the batch and returns nil only when every event in it is safe (see Pipeline). Otherwise
 // the error has code EUNAVAILABLE: the sender must retry the whole request, and the events that were
-// delivered meanwhile are remembered, so the retry does not produce them again. Process returns when every
-// sink has answered or ctx ends.
+// delivered meanwhile are remembered, so the retry does not produce them again. Either way the Outcome
+// says what became of each event. Process returns when every sink has answered or ctx ends.
+//
+// The steps are those of docs/architecture.md: claim (skip duplicates), route, write, dead-letter,
+// remember.
 func (p *Pipeline) Process(ctx context.Context, b *Batch) (Outcome, error) {
-	var out Outcome
-	owned, waits, busy := p.claim(ctx, b, &out)
+	out := Outcome{Events: make([]EventOutcome, len(b.Events))}
+	owned, waits := p.claim(ctx, b, out.Events)
 	defer p.land(owned) // whatever happens, so that waiters never hang
 
-	msgs, deadLetters := p.route(b, owned)
-	for _, r := range p.writeAll(ctx, msgs) {
-		it := r.it
-		switch {
-		case r.err == errSpooled:
-			p.cfg.Observer.EventSpooled(b.Endpoint, it.ev.Type, r.sink)
-		case r.err == nil:
-			p.cfg.Observer.EventDelivered(b.Endpoint, it.ev.Type, r.sink)
-		case IsPermanent(r.err):
-			deadLetters = append(deadLetters, p.deadLetter(b, it, ReasonSinkRejected, fmt.Sprintf("sink %s: %v", r.sink, r.err)))
-		default:
-			it.failed = true
-			if it.err == nil {
-				it.err = fmt.Errorf("sink %s: %w", r.sink, r.err)
-			}
-		}
-	}
-	dlErr := p.writeDeadLetters(ctx, b, deadLetters)
+	bySink, deadLetters := p.route(b, owned)
+	deadLetters = append(deadLetters, p.writeAll(ctx, b, bySink)...)
+	dlErr := p.deadLetterAll(ctx, deadLetters)
+	p.remember(ctx, owned)
+	p.await(ctx, b, waits)
 
-	failed := 0
-	var firstErr error
-	for _, it := range owned {
-		switch {
-		case it.failed:
-			failed++
-			if firstErr == nil {
-				firstErr = it.err
-			}
-			continue
-		case it.deadLettered:
-			out.DeadLettered++
-		case it.dropped:
-			out.Dropped++
-		default:
-			out.Delivered++
-		}
-		if it.key != "" && !p.cfg.Dedupe.Remember(it.key) {
-			p.cfg.Observer.DedupeRememberRefused()
-		}
-	}
-	p.settleShared(ctx, owned)
+	out.count(out.Events)
 	out.DeadLettered += len(b.Rejects)
-	p.land(owned)
-
-	for _, w := range waits {
-		if w.fl.wait(ctx) {
-			out.Duplicates++
-			p.cfg.Observer.EventDuplicate(b.Endpoint, w.ev.Type)
-			continue
-		}
-		failed++
-		if firstErr == nil {
-			firstErr = fmt.Errorf("event %s: a concurrent delivery of the same event did not complete", w.ev.ID)
-		}
-	}
-	if dlErr != nil {
-		p.cfg.Logger.LogAttrs(ctx, slog.LevelError, "dead letters not acknowledged",
-			slog.String("endpoint", b.Endpoint), slog.Any("error", dlErr))
-		return out, &Error{Code: EUNAVAILABLE, Reason: "dead_letter_unavailable",
-			Message: "the dead-letter destination did not acknowledge in time; retry", RetryAfter: time.Second}
-	}
-	if busy > 0 {
-		failed += busy
-		if firstErr == nil {
-			firstErr = fmt.Errorf("%d events are being delivered by another replica right now", busy)
-		}
-	}
-	if failed > 0 {
-		p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "events not acknowledged",
-			slog.String("endpoint", b.Endpoint), slog.Int("failed", failed),
-			slog.Int("events", len(b.Events)), slog.Any("error", firstErr))
-		return out, &Error{Code: EUNAVAILABLE, Reason: "sink_unavailable",
-			Message:    fmt.Sprintf("%d of %d events not acknowledged by their sinks in time; retry", failed, len(b.Events)),
-			RetryAfter: time.Second}
-	}
-	return out, nil
+	return out, p.verdict(ctx, b, out.Events, dlErr)
 }
 
-// claim sorts the batch's events into those this request delivers (owned), those another request of
-// this process is delivering right now (waits), those another replica is delivering (busy, counted), and
-// duplicates, which it counts.
-func (p *Pipeline) claim(ctx context.Context, b *Batch, out *Outcome) (owned, waits []*item, busy int) {
+// claim records every event of the batch in events and sorts them: duplicates (recorded as such), those
+// this request delivers (owned), those another request of this process is delivering right now (waits),
+// and those another replica is delivering (recorded failed: Twilio retries them).
+func (p *Pipeline) claim(ctx context.Context, b *Batch, events []EventOutcome) (owned, waits []*item) {
 	owned = make([]*item, 0, len(b.Events))
 	var inBatch map[string]bool
 	if len(b.Events) > 1 {
 		inBatch = make(map[string]bool, len(b.Events))
 	}
-	for _, ev := range b.Events {
+	for i, ev := range b.Events {
+		o := &events[i]
+		o.Event = ev
 		p.cfg.Observer.EventReceived(b.Endpoint, ev.Type)
 		if ev.IsTest() {
-			owned = append(owned, &item{ev: ev})
+			owned = append(owned, &item{ev: ev, out: o})
 			continue
 		}
 		key := ev.DedupeKey()
 		if inBatch[key] || p.cfg.Dedupe.Seen(key) {
-			out.Duplicates++
-			p.cfg.Observer.EventDuplicate(b.Endpoint, ev.Type)
+			p.duplicate(b, o)
 			continue
 		}
 		if inBatch != nil {
 			inBatch[key] = true
 		}
 		fl, owner := p.flights.claim(key)
-		it := &item{ev: ev, key: key, fl: fl}
+		it := &item{ev: ev, out: o, key: key, fl: fl}
 		if !owner {
 			waits = append(waits, it)
 			continue
@@ -222,32 +151,116 @@ func (p *Pipeline) claim(ctx context.Context, b *Batch, out *Outcome) (owned, wa
 		// that a remembered key is seen before the owner lands.)
 		if p.cfg.Dedupe.Seen(key) {
 			p.flights.land(key, fl, true)
-			out.Duplicates++
-			p.cfg.Observer.EventDuplicate(b.Endpoint, ev.Type)
+			p.duplicate(b, o)
 			continue
 		}
 		switch p.claimShared(ctx, it) {
 		case ClaimDuplicate:
 			p.flights.land(key, fl, true)
 			p.cfg.Dedupe.Remember(key)
-			out.Duplicates++
-			p.cfg.Observer.EventDuplicate(b.Endpoint, ev.Type)
+			p.duplicate(b, o)
 		case ClaimBusy:
 			p.flights.land(key, fl, false)
-			busy++
+			o.fail(errBusy)
 		default:
 			owned = append(owned, it)
 		}
 	}
-	return owned, waits, busy
+	return owned, waits
+}
+
+// errBusy is the failure of an event another replica is delivering right now.
+var errBusy = errors.New("being delivered by another replica right now")
+
+func (p *Pipeline) duplicate(b *Batch, o *EventOutcome) {
+	o.Fate = Duplicate
+	p.cfg.Observer.EventDuplicate(b.Endpoint, o.Event.Type)
+}
+
+// claimShared asks the shared tier about an owned event. When the tier fails, the event is treated as
+// owned: local dedupe only.
+func (p *Pipeline) claimShared(ctx context.Context, it *item) ClaimResult {
+	if p.cfg.Shared == nil {
+		return ClaimOwned
+	}
+	res, err := p.cfg.Shared.Claim(ctx, it.key)
+	if err != nil {
+		p.cfg.Observer.SharedDedupeError("claim")
+		return ClaimOwned
+	}
+	it.shared = res == ClaimOwned
+	return res
+}
+
+// remember remembers the owned events that are safe, commits their shared claims and releases those of
+// the others, then lands every owned flight.
+func (p *Pipeline) remember(ctx context.Context, owned []*item) {
+	for _, it := range owned {
+		failed := it.out.Fate == Failed
+		if !failed && it.key != "" && !p.cfg.Dedupe.Remember(it.key) {
+			p.cfg.Observer.DedupeRememberRefused()
+		}
+		if !it.shared {
+			continue
+		}
+		op, settle := "commit", p.cfg.Shared.Commit
+		if failed {
+			op, settle = "release", p.cfg.Shared.Release
+		}
+		if err := settle(context.WithoutCancel(ctx), it.key); err != nil {
+			p.cfg.Observer.SharedDedupeError(op)
+		}
+	}
+	p.land(owned)
 }
 
 // land lands every owned flight still up with its outcome; it may be called more than once.
 func (p *Pipeline) land(owned []*item) {
 	for _, it := range owned {
 		if it.fl != nil {
-			p.flights.land(it.key, it.fl, !it.failed)
+			p.flights.land(it.key, it.fl, it.out.Fate != Failed)
 			it.fl = nil
 		}
 	}
+}
+
+// await waits for the events other requests were delivering: each is a duplicate once its owner
+// delivered it, else failed.
+func (p *Pipeline) await(ctx context.Context, b *Batch, waits []*item) {
+	for _, w := range waits {
+		if w.fl.wait(ctx) {
+			p.duplicate(b, w.out)
+			continue
+		}
+		w.out.fail(fmt.Errorf("event %s: a concurrent delivery of the same event did not complete", w.ev.ID))
+	}
+}
+
+// verdict is Process's answer: nil when every event is safe and every dead letter acknowledged, else the
+// EUNAVAILABLE error that makes the sender retry, logged with the first failure.
+func (p *Pipeline) verdict(ctx context.Context, b *Batch, events []EventOutcome, dlErr error) error {
+	if dlErr != nil {
+		p.cfg.Logger.LogAttrs(ctx, slog.LevelError, "dead letters not acknowledged",
+			slog.String("endpoint", b.Endpoint), slog.Any("error", dlErr))
+		return &Error{Code: EUNAVAILABLE, Reason: "dead_letter_unavailable",
+			Message: "the dead-letter destination did not acknowledge in time; retry", RetryAfter: time.Second}
+	}
+	failed := 0
+	var first error
+	for i := range events {
+		if events[i].Fate == Failed {
+			if failed++; first == nil {
+				first = events[i].Err
+			}
+		}
+	}
+	if failed == 0 {
+		return nil
+	}
+	p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "events not acknowledged",
+		slog.String("endpoint", b.Endpoint), slog.Int("failed", failed),
+		slog.Int("events", len(b.Events)), slog.Any("error", first))
+	return &Error{Code: EUNAVAILABLE, Reason: "sink_unavailable",
+		Message:    fmt.Sprintf("%d of %d events not acknowledged by their sinks in time; retry", failed, len(b.Events)),
+		RetryAfter: time.Second}
 }

@@ -68,7 +68,7 @@ func TestPipelineDeliversAndDedupes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out != (relay.Outcome{Delivered: 3}) {
+	if out.Counts != (relay.Counts{Delivered: 3}) {
 		t.Fatalf("outcome %+v, want 3 delivered", out)
 	}
 	acked := f.main.Acked()
@@ -77,7 +77,7 @@ func TestPipelineDeliversAndDedupes(t *testing.T) {
 	}
 	// A retry of the same batch, and a batch repeating an id, produce nothing again.
 	out, err = process(t, f, batch(ev("1", "a.x"), ev("2", "b.y"), ev("3", "a.z"), ev("4", "a.x"), ev("4", "a.x")), time.Second)
-	if err != nil || out != (relay.Outcome{Delivered: 1, Duplicates: 4}) {
+	if err != nil || out.Counts != (relay.Counts{Delivered: 1, Duplicates: 4}) {
 		t.Fatalf("second pass: %+v, %v; want 1 delivered, 4 duplicates", out, err)
 	}
 	if len(f.main.Acked()) != 3 {
@@ -113,7 +113,7 @@ func TestPipelineSinkDownIsUnavailableAndNotRemembered(t *testing.T) {
 	}
 	f.main.SetDown(false)
 	out, err := process(t, f, batch(ev("1", "a.x"), ev("2", "b.y")), time.Second)
-	if err != nil || out != (relay.Outcome{Delivered: 1, Duplicates: 1}) {
+	if err != nil || out.Counts != (relay.Counts{Delivered: 1, Duplicates: 1}) {
 		t.Fatalf("retry: %+v, %v; want 1 delivered, 1 duplicate", out, err)
 	}
 	if n := len(f.other.Acked()); n != 1 {
@@ -150,7 +150,7 @@ func TestPipelineDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out != (relay.Outcome{Delivered: 1, DeadLettered: 4}) {
+	if out.Counts != (relay.Counts{Delivered: 1, DeadLettered: 4}) {
 		t.Fatalf("outcome %+v, want 1 delivered, 4 dead-lettered", out)
 	}
 	reasons := map[string]string{}
@@ -201,7 +201,7 @@ func TestPipelineDeadLetterDownFailsTheRequest(t *testing.T) {
 func TestPipelineNoRouteDrop(t *testing.T) {
 	f := newFixture(t, relay.NoRouteDrop)
 	out, err := process(t, f, batch(ev("x", "unrouted")), time.Second)
-	if err != nil || out != (relay.Outcome{Dropped: 1}) || len(f.dlq.Acked()) != 0 {
+	if err != nil || out.Counts != (relay.Counts{Dropped: 1}) || len(f.dlq.Acked()) != 0 {
 		t.Fatalf("%+v, %v, dlq %d; want dropped without a dead letter", out, err, len(f.dlq.Acked()))
 	}
 }
@@ -333,5 +333,130 @@ func TestPipelineDuplicateArrivingAsTheOwnerLands(t *testing.T) {
 	}
 	if n := len(f.main.Acked()); n != 1 {
 		t.Errorf("the event was written %d times, want once", n)
+	}
+}
+
+// fates returns "id=fate" for each event outcome, with the reason of a dead letter or a drop, and checks
+// that the outcomes follow the batch's order.
+func fates(t *testing.T, b *relay.Batch, out relay.Outcome) string {
+	t.Helper()
+	if len(out.Events) != len(b.Events) {
+		t.Fatalf("%d event outcomes for %d events", len(out.Events), len(b.Events))
+	}
+	var s []string
+	for i, o := range out.Events {
+		if o.Event != b.Events[i] {
+			t.Fatalf("outcome %d is of event %s, not %s", i, o.Event.ID, b.Events[i].ID)
+		}
+		f := o.Event.ID + "=" + o.Fate.String()
+		if o.Reason != "" {
+			f += "(" + o.Reason + ")"
+		}
+		s = append(s, f)
+	}
+	return strings.Join(s, " ")
+}
+
+// TestPipelineOutcomePerEvent checks that the Outcome says, event by event, what became of it and of each
+// of its deliveries, and that the counts agree with it.
+func TestPipelineOutcomePerEvent(t *testing.T) {
+	both := relay.Route{Name: "both", Match: relay.Match{Types: []relay.Glob{"d.*"}},
+		Targets: []relay.Target{{Sink: "main", Topic: relay.MustParseTemplate("m")}, {Sink: "other", Topic: relay.MustParseTemplate("o")}}}
+	f := newFixture(t, relay.NoRouteDeadLetter, both)
+	f.main.SetReject(func(m relay.Message) error {
+		switch m.Event.ID {
+		case "big":
+			return relay.Permanent(errors.New("too large"))
+		case "slow":
+			return relaytest.ErrDown
+		}
+		return nil
+	})
+	if _, err := process(t, f, batch(ev("seen", "a.x")), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b := batch(ev("ok", "a.x"), ev("seen", "a.x"), ev("big", "d.x"), ev("none", "z.z"), ev("slow", "d.y"), ev("ok", "a.x"))
+	out, err := process(t, f, b, 100*time.Millisecond)
+	if relay.ErrorCode(err) != relay.EUNAVAILABLE {
+		t.Fatalf("err = %v, want EUNAVAILABLE for the event main keeps refusing", err)
+	}
+	want := "ok=delivered seen=duplicate big=dead_lettered(sink_rejected) none=dead_lettered(no_route) slow=failed ok=duplicate"
+	if got := fates(t, b, out); got != want {
+		t.Fatalf("fates\n%s\nwant\n%s", got, want)
+	}
+	if out.Counts != (relay.Counts{Delivered: 1, Duplicates: 2, DeadLettered: 2}) {
+		t.Errorf("counts %+v", out.Counts)
+	}
+	big, slow := out.Events[2], out.Events[4]
+	if len(big.Sinks) != 2 || big.Sinks[0].Route != "both" || big.Sinks[0].Sink != "main" || big.Sinks[0].Topic != "m" ||
+		!relay.IsPermanent(big.Sinks[0].Err) || big.Sinks[1].Sink != "other" || big.Sinks[1].Err != nil ||
+		!strings.Contains(big.Detail, "sink main: too large") {
+		t.Errorf("big: %+v", big)
+	}
+	if !errors.Is(slow.Err, relaytest.ErrDown) || !strings.Contains(slow.Err.Error(), "sink main") ||
+		!errors.Is(slow.Sinks[0].Err, relaytest.ErrDown) || slow.Sinks[1].Err != nil {
+		t.Errorf("slow: %+v", slow)
+	}
+	if s := out.Events[0].Sinks; len(s) != 1 || s[0] != (relay.SinkOutcome{Route: "a", Sink: "main", Topic: "t.a.x"}) {
+		t.Errorf("ok: deliveries %+v", s)
+	}
+
+	drop := newFixture(t, relay.NoRouteDrop)
+	b = batch(ev("x", "z.z"), ev("t", relay.TestEventType))
+	out, err = process(t, drop, b, time.Second)
+	if got := fates(t, b, out); err != nil || got != "x=dropped(no_route) t=delivered" {
+		t.Fatalf("drop: %s (%v)", got, err)
+	}
+}
+
+// memSpool is a relay.Spool in memory.
+type memSpool struct {
+	mu   sync.Mutex
+	msgs map[string][]relay.Message
+}
+
+func (s *memSpool) Has(sink string) bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.msgs[sink]) > 0 }
+
+func (s *memSpool) Append(sink string, msgs []relay.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.msgs == nil {
+		s.msgs = map[string][]relay.Message{}
+	}
+	s.msgs[sink] = append(s.msgs[sink], msgs...)
+	return nil
+}
+
+// TestPipelineOutcomeSpooled checks that an event the spool holds for one sink is spooled, safe and
+// counted as delivered, and that Redeliver empties it into the sink once it is back.
+func TestPipelineOutcomeSpooled(t *testing.T) {
+	main, other, dlq := &relaytest.Sink{}, &relaytest.Sink{}, &relaytest.Sink{}
+	sp := &memSpool{}
+	p, err := relay.NewPipeline(relay.PipelineConfig{
+		Router: &relay.Router{Routes: []relay.Route{{Name: "both", Targets: []relay.Target{
+			{Sink: "main", Topic: relay.MustParseTemplate("m")}, {Sink: "other", Topic: relay.MustParseTemplate("o")}}}}},
+		Sinks:      map[string]relay.Sink{"main": main, "other": other, "dlq": dlq},
+		DeadLetter: relay.DeadLetterTarget{Sink: "dlq", Topic: "dead"},
+		Dedupe:     &relaytest.Deduper{},
+		Backoff:    relay.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond, Multiplier: 2},
+		Spool:      sp, SpoolSinks: map[string]bool{"main": true}, SpoolReserve: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	main.SetDown(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	b := batch(ev("1", "a.x"))
+	out, err := p.Process(ctx, b)
+	if got := fates(t, b, out); err != nil || got != "1=spooled" || out.Delivered != 1 {
+		t.Fatalf("%s %+v (%v), want spooled and counted delivered", got, out.Counts, err)
+	}
+	if s := out.Events[0].Sinks; !s[0].Spooled || s[0].Err != nil || s[1].Spooled || len(other.Acked()) != 1 {
+		t.Fatalf("deliveries %+v", s)
+	}
+	main.SetDown(false)
+	if errs := p.Redeliver(context.Background(), "main", sp.msgs["main"]); errs[0] != nil || len(main.Acked()) != 1 {
+		t.Fatalf("redeliver: %v, main holds %d", errs, len(main.Acked()))
 	}
 }

@@ -22,34 +22,3 @@ type SharedDeduper interface {
 	Commit(ctx context.Context, key string) error
 	Release(ctx context.Context, key string) error
 }
-
-// claimShared asks the shared tier about an owned event. When the tier fails, the event is treated as
-// owned: local dedupe only.
-func (p *Pipeline) claimShared(ctx context.Context, it *item) ClaimResult {
-	if p.cfg.Shared == nil {
-		return ClaimOwned
-	}
-	res, err := p.cfg.Shared.Claim(ctx, it.key)
-	if err != nil {
-		p.cfg.Observer.SharedDedupeError("claim")
-		return ClaimOwned
-	}
-	it.shared = res == ClaimOwned
-	return res
-}
-
-// settleShared commits the shared claims of the events that are safe and releases the others.
-func (p *Pipeline) settleShared(ctx context.Context, owned []*item) {
-	for _, it := range owned {
-		if !it.shared {
-			continue
-		}
-		op, f := "commit", p.cfg.Shared.Commit
-		if it.failed {
-			op, f = "release", p.cfg.Shared.Release
-		}
-		if err := f(context.WithoutCancel(ctx), it.key); err != nil {
-			p.cfg.Observer.SharedDedupeError(op)
-		}
-	}
-}

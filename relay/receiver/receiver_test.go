@@ -43,7 +43,7 @@ func (p *processor) Process(ctx context.Context, b *relay.Batch) (relay.Outcome,
 	if p.err != nil {
 		return relay.Outcome{}, p.err
 	}
-	return relay.Outcome{Delivered: len(b.Events)}, nil
+	return relay.Outcome{Counts: relay.Counts{Delivered: len(b.Events)}}, nil
 }
 
 type observer struct {

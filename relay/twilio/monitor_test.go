@@ -28,11 +28,11 @@ func TestMonitor(t *testing.T) {
 	}
 	other := &relay.Event{Endpoint: "events", Type: "com.twilio.messaging.message.sent", ID: "EZ1", Source: "/x", Data: []byte(`{}`)}
 
-	m.Processed(batch(other), relay.Outcome{Delivered: 1}, nil) // not a test event: not recorded
-	m.Processed(batch(testEvent("t1")), relay.Outcome{Delivered: 1}, nil)
+	m.Processed(batch(other), relay.Outcome{Counts: relay.Counts{Delivered: 1}}, nil) // not a test event: not recorded
+	m.Processed(batch(testEvent("t1")), relay.Outcome{Counts: relay.Counts{Delivered: 1}}, nil)
 	m.Processed(batch(testEvent("t2")), relay.Outcome{}, &relay.Error{Code: relay.EUNAVAILABLE, Reason: "sink_unavailable", Message: "retry"})
-	m.Processed(batch(testEvent("t3")), relay.Outcome{DeadLettered: 1}, nil)
-	m.Processed(batch(testEvent("t4"), other), relay.Outcome{Delivered: 1, Dropped: 1}, nil)
+	m.Processed(batch(testEvent("t3")), relay.Outcome{Counts: relay.Counts{DeadLettered: 1}}, nil)
+	m.Processed(batch(testEvent("t4"), other), relay.Outcome{Counts: relay.Counts{Delivered: 1, Dropped: 1}}, nil)
 	m.Rejected("events", "signature_mismatch", "https://relay.example.com/e?bodySHA256=ab")
 	m.Rejected("events", "no_body_hash", "https://relay.example.com/e?")
 
@@ -55,7 +55,7 @@ func TestMonitor(t *testing.T) {
 
 	// No route: the detail says so.
 	m2 := twilio.NewMonitor(&relay.Router{}, 0)
-	m2.Processed(batch(testEvent("t5")), relay.Outcome{DeadLettered: 1}, nil)
+	m2.Processed(batch(testEvent("t5")), relay.Outcome{Counts: relay.Counts{DeadLettered: 1}}, nil)
 	if te := m2.State().TestEvents[0]; te.Status != twilio.TestDeadLettered || !strings.Contains(te.Detail, "no route") || len(te.Routes) != 0 {
 		t.Errorf("no route: %+v", te)
 	}
@@ -81,7 +81,7 @@ func TestMonitorConcurrent(t *testing.T) {
 	for i := range 4 {
 		go func() {
 			for j := range 100 {
-				m.Processed(&relay.Batch{Endpoint: "e", Events: []*relay.Event{testEvent(fmt.Sprint(i, j))}}, relay.Outcome{Delivered: 1}, nil)
+				m.Processed(&relay.Batch{Endpoint: "e", Events: []*relay.Event{testEvent(fmt.Sprint(i, j))}}, relay.Outcome{Counts: relay.Counts{Delivered: 1}}, nil)
 				m.Rejected("e", "x", "u")
 				_ = m.State()
 			}
