@@ -415,7 +415,11 @@ type memSpool struct {
 	msgs map[string][]relay.Message
 }
 
-func (s *memSpool) Has(sink string) bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.msgs[sink]) > 0 }
+func (s *memSpool) Has(sink string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs[sink]) > 0
+}
 
 func (s *memSpool) Append(sink string, msgs []relay.Message) error {
 	s.mu.Lock()

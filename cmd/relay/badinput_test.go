@@ -18,6 +18,7 @@ import (
 
 	"github.com/relaykit/twilio-relay/relay/relaytest/ledger"
 	"github.com/relaykit/twilio-relay/relay/twilio"
+	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
 )
 
 // Issue #7: hostile or broken input. Each case proves that the answer is the one docs/responses.md
@@ -87,7 +88,7 @@ func sendGoodTraffic(h *harness, prefix string, maxEvents int, maxTime time.Dura
 	return g
 }
 
-func (g *goodTraffic) post(s *twilio.Sender, id string, ev json.RawMessage) {
+func (g *goodTraffic) post(s *twiliotest.Sender, id string, ev json.RawMessage) {
 	for attempt := 1; attempt <= 10; attempt++ {
 		resp, err := s.Post(context.Background(), []json.RawMessage{ev})
 		g.mu.Lock()

@@ -10,7 +10,7 @@ import (
 
 	"github.com/relaykit/twilio-relay/relay/config"
 	"github.com/relaykit/twilio-relay/relay/devkafka"
-	"github.com/relaykit/twilio-relay/relay/twilio"
+	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
 )
 
 const devToken = "dev-auth-token"
@@ -74,7 +74,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				fmt.Fprintln(stderr, "dev: samples:", err)
 				return
 			}
-			s := &twilio.Sender{URL: "http://" + r.Addr + "/twilio/events", PublicURL: publicURL, Token: devToken}
+			s := &twiliotest.Sender{URL: "http://" + r.Addr + "/twilio/events", PublicURL: publicURL, Token: devToken}
 			for i := range evs {
 				sctx, c := context.WithTimeout(ctx, 5*time.Second)
 				resp, err := s.Post(sctx, evs[i:i+1])

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaykit/twilio-relay/relay/twilio"
+	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
 )
 
 // The fault tests that kill or stop the relay run it as its own process: the binary built from this
@@ -156,8 +156,8 @@ func (p *relayProcess) Wait(within time.Duration) int {
 }
 
 // Sender posts to the relay as Twilio does.
-func (p *relayProcess) Sender() *twilio.Sender {
-	return &twilio.Sender{URL: "http://" + p.listen + "/twilio/events", PublicURL: publicURL, Token: token,
+func (p *relayProcess) Sender() *twiliotest.Sender {
+	return &twiliotest.Sender{URL: "http://" + p.listen + "/twilio/events", PublicURL: publicURL, Token: token,
 		Client: &http.Client{Timeout: 10 * time.Second}}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/relaykit/twilio-relay/relay/config"
 	"github.com/relaykit/twilio-relay/relay/relaytest/kafkaserver"
 	"github.com/relaykit/twilio-relay/relay/twilio"
+	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
 )
 
 // The integration tests run the real program (config → Relay → Fiber → pipeline → kafka-go) against a
@@ -59,7 +60,7 @@ type harness struct {
 	t      testing.TB
 	kafka  *kafkaserver.Server
 	relay  *Relay
-	sender *twilio.Sender
+	sender *twiliotest.Sender
 }
 
 // startRelay runs the relay against k with testConfig and env overrides until the test ends.
@@ -106,7 +107,7 @@ func startRelayWith(t testing.TB, k *kafkaserver.Server, yaml string, env map[st
 		t.Fatal(err)
 	}
 	r := runRelay(t, cfg, t.Errorf)
-	return &harness{t: t, kafka: k, relay: r, sender: &twilio.Sender{
+	return &harness{t: t, kafka: k, relay: r, sender: &twiliotest.Sender{
 		URL: "http://" + r.Addr + "/twilio/events", PublicURL: publicURL, Token: token,
 		Client: &http.Client{Timeout: 10 * time.Second},
 	}}
@@ -138,7 +139,7 @@ func event(id, typ, sid string) json.RawMessage {
 		`"data":{%q:%q,"n":%q}}`, typ, sid, id, field, sid, id))
 }
 
-func (h *harness) post(evs ...json.RawMessage) twilio.Response {
+func (h *harness) post(evs ...json.RawMessage) twiliotest.Response {
 	h.t.Helper()
 	resp, err := h.sender.Post(context.Background(), evs)
 	if err != nil {

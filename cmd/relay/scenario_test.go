@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay/relaytest/ledger"
-	"github.com/relaykit/twilio-relay/relay/twilio"
+	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
 )
 
 // The fault scenarios share one shape: signed traffic with known ids at a steady rate, a fault injected
@@ -46,7 +46,7 @@ type scenario struct {
 }
 
 // newScenario prepares traffic to sender with ids unique to the scenario.
-func newScenario(t *testing.T, name string, sender *twilio.Sender) *scenario {
+func newScenario(t *testing.T, name string, sender *twiliotest.Sender) *scenario {
 	l := faultLoad()
 	led := ledger.New()
 	prefix := "EZ" + strings.NewReplacer("Test", "", "/", "-").Replace(t.Name()) + "-"

@@ -21,6 +21,7 @@ import (
 
 	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/twilio"
+	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
 )
 
 func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -52,7 +53,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *token == "" {
 		return fmt.Errorf("send: -token (or TWILIO_AUTH_TOKEN) is required")
 	}
-	s := &twilio.Sender{URL: *target, PublicURL: *public, Token: *token, Client: &http.Client{Timeout: *timeout}}
+	s := &twiliotest.Sender{URL: *target, PublicURL: *public, Token: *token, Client: &http.Client{Timeout: *timeout}}
 	var reqs []sendRequest
 	var total int
 	var err error
@@ -68,11 +69,11 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	retry := twilio.Retry{Attempts: *attempts, Backoff: relay.Backoff{Initial: *backoff, Max: max(*backoffMax, *backoff), Multiplier: 2}}
+	retry := twiliotest.Retry{Attempts: *attempts, Backoff: relay.Backoff{Initial: *backoff, Max: max(*backoffMax, *backoff), Multiplier: 2}}
 	sum := sendSummary{events: total, delivered: map[int]bool{}, lost: map[int]bool{}}
 	var mu sync.Mutex
 	play := func(r sendRequest) {
-		d := retry.Do(ctx, r.post, func(attempt int, resp twilio.Response, err error, wait time.Duration) {
+		d := retry.Do(ctx, r.post, func(attempt int, resp twiliotest.Response, err error, wait time.Duration) {
 			mu.Lock()
 			defer mu.Unlock()
 			note := ""
@@ -111,7 +112,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // sendRequest is one request to play: the events it carries (indexes) and how to post it.
 type sendRequest struct {
 	items []int
-	post  func(context.Context) (twilio.Response, error)
+	post  func(context.Context) (twiliotest.Response, error)
 }
 
 // sendShape is how the events are cut into requests.
@@ -125,7 +126,7 @@ type sendShape struct {
 
 // eventRequests prepares Event Streams bodies: fresh ids, a test event, out of order, batches of N with
 // the last events of each body repeated at the start of the next.
-func eventRequests(s *twilio.Sender, file, sample string, sh sendShape) ([]sendRequest, int, error) {
+func eventRequests(s *twiliotest.Sender, file, sample string, sh sendShape) ([]sendRequest, int, error) {
 	events, err := loadEvents(file, sample)
 	if err != nil {
 		return nil, 0, err
@@ -138,7 +139,7 @@ func eventRequests(s *twilio.Sender, file, sample string, sh sendShape) ([]sendR
 		}
 	}
 	if sh.testEvent {
-		events = append(events, twilio.NewTestEvent(sh.account))
+		events = append(events, twiliotest.NewTestEvent(sh.account))
 	}
 	order := shuffled(len(events), sh.shuffle, sh.seed)
 	sh.batch = max(sh.batch, 1)
@@ -150,13 +151,13 @@ func eventRequests(s *twilio.Sender, file, sample string, sh sendShape) ([]sendR
 		for i, it := range items {
 			body[i] = events[it]
 		}
-		reqs = append(reqs, sendRequest{items: items, post: func(ctx context.Context) (twilio.Response, error) { return s.Post(ctx, body) }})
+		reqs = append(reqs, sendRequest{items: items, post: func(ctx context.Context) (twiliotest.Response, error) { return s.Post(ctx, body) }})
 	}
 	return reqs, len(events), nil
 }
 
 // classicRequests prepares classic callbacks, one per request.
-func classicRequests(s *twilio.Sender, file, sample string, unique, shuffle bool, seed uint64) ([]sendRequest, int, error) {
+func classicRequests(s *twiliotest.Sender, file, sample string, unique, shuffle bool, seed uint64) ([]sendRequest, int, error) {
 	var forms []url.Values
 	switch {
 	case file != "" && sample != "":
@@ -197,9 +198,9 @@ func classicRequests(s *twilio.Sender, file, sample string, unique, shuffle bool
 	for _, i := range shuffled(len(forms), shuffle, seed) {
 		p := forms[i]
 		if unique {
-			p = twilio.FreshClassic(p)
+			p = twiliotest.FreshClassic(p)
 		}
-		reqs = append(reqs, sendRequest{items: []int{i}, post: func(ctx context.Context) (twilio.Response, error) { return s.PostForm(ctx, p) }})
+		reqs = append(reqs, sendRequest{items: []int{i}, post: func(ctx context.Context) (twiliotest.Response, error) { return s.PostForm(ctx, p) }})
 	}
 	return reqs, len(forms), nil
 }
@@ -227,7 +228,7 @@ type sendSummary struct {
 	statuses                            map[int]int
 }
 
-func (s *sendSummary) add(r sendRequest, d twilio.Delivery) {
+func (s *sendSummary) add(r sendRequest, d twiliotest.Delivery) {
 	s.requests++
 	s.attempts += d.Attempts
 	if d.Attempts > 1 {
@@ -239,9 +240,9 @@ func (s *sendSummary) add(r sendRequest, d twilio.Delivery) {
 	s.statuses[d.Last.Status]++
 	for _, it := range r.items {
 		switch d.Outcome {
-		case twilio.Delivered:
+		case twiliotest.Delivered:
 			s.delivered[it] = true
-		case twilio.Lost:
+		case twiliotest.Lost:
 			s.lost[it] = true
 		}
 	}

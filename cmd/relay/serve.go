@@ -26,6 +26,7 @@ import (
 	"github.com/relaykit/twilio-relay/relay/redis"
 	"github.com/relaykit/twilio-relay/relay/spool"
 	"github.com/relaykit/twilio-relay/relay/twilio"
+	"github.com/relaykit/twilio-relay/relay/twilioapi"
 )
 
 // Relay is the running program: every component, built from a configuration and wired together. Open
@@ -146,7 +147,7 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		}
 		endpoints = append(endpoints, ep)
 	}
-	monitor := twilio.NewMonitor(&cfg.Router, 64) // test events and refusals, for `relay twilio test`
+	monitor := twilioapi.NewMonitor(64) // test events and refusals, for `relay twilio test`
 	r.server = receiver.New(receiver.Config{
 		Monitor:        monitor,
 		Endpoints:      endpoints,

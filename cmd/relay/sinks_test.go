@@ -18,7 +18,7 @@ import (
 
 	"github.com/relaykit/twilio-relay/relay/config"
 	"github.com/relaykit/twilio-relay/relay/relaytest/servers"
-	"github.com/relaykit/twilio-relay/relay/twilio"
+	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
 )
 
 // sinksConfig routes messaging events to JetStream and to a Redis stream, voice events to an HTTP
@@ -169,7 +169,7 @@ func TestIntegrationHTTPNATSRedis(t *testing.T) {
 }
 
 // startSinksRelay runs the program with sinksConfig until the test ends.
-func startSinksRelay(t *testing.T, env map[string]string) (*Relay, *twilio.Sender) {
+func startSinksRelay(t *testing.T, env map[string]string) (*Relay, *twiliotest.Sender) {
 	t.Helper()
 	vars := map[string]string{"TOKEN": token}
 	for k, v := range env {
@@ -180,7 +180,7 @@ func startSinksRelay(t *testing.T, env map[string]string) (*Relay, *twilio.Sende
 		t.Fatal(err)
 	}
 	r := runRelay(t, cfg, t.Logf) // NATS may be down by then: its flush fails
-	return r, &twilio.Sender{URL: "http://" + r.Addr + "/twilio/events", PublicURL: publicURL, Token: token,
+	return r, &twiliotest.Sender{URL: "http://" + r.Addr + "/twilio/events", PublicURL: publicURL, Token: token,
 		Client: &http.Client{Timeout: 10 * time.Second}}
 }
 

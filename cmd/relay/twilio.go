@@ -17,7 +17,6 @@ import (
 
 	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/config"
-	"github.com/relaykit/twilio-relay/relay/twilio"
 	"github.com/relaykit/twilio-relay/relay/twilioapi"
 )
 
@@ -232,7 +231,7 @@ func runTwilioTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 		bases = []string{adminBase(s.cfg.Admin.Listen)}
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
-	read := func(ctx context.Context) (*twilio.MonitorState, error) { return readReplicas(ctx, client, bases) }
+	read := func(ctx context.Context) (*twilioapi.MonitorState, error) { return readReplicas(ctx, client, bases) }
 	rep, err := s.client.SelfTest(ctx, twilioapi.SelfTestConfig{Endpoint: s.eps[0], SinkSID: *sink, Relay: read, Wait: *wait, Validate: *validate})
 	if err != nil {
 		return fmt.Errorf("twilio test: %w", err)
@@ -263,8 +262,8 @@ func adminBase(listen string) string {
 
 // readReplicas reads every replica's test events and refusals and merges them: the test event reaches
 // whichever replica the load balancer picks.
-func readReplicas(ctx context.Context, c *http.Client, bases []string) (*twilio.MonitorState, error) {
-	merged := &twilio.MonitorState{Rejections: map[string]twilio.Rejection{}}
+func readReplicas(ctx context.Context, c *http.Client, bases []string) (*twilioapi.MonitorState, error) {
+	merged := &twilioapi.MonitorState{Rejections: map[string]twilioapi.Rejection{}}
 	for _, base := range bases {
 		st, err := readTestEvents(ctx, c, base)
 		if err != nil {
@@ -284,7 +283,7 @@ func readReplicas(ctx context.Context, c *http.Client, bases []string) (*twilio.
 	return merged, nil
 }
 
-func readTestEvents(ctx context.Context, c *http.Client, base string) (*twilio.MonitorState, error) {
+func readTestEvents(ctx context.Context, c *http.Client, base string) (*twilioapi.MonitorState, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/twilio/test-events", nil)
 	if err != nil {
 		return nil, err
@@ -297,7 +296,7 @@ func readTestEvents(ctx context.Context, c *http.Client, base string) (*twilio.M
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s (is it the relay's admin listener, of a version with /twilio/test-events?)", req.URL, resp.Status)
 	}
-	var st twilio.MonitorState
+	var st twilioapi.MonitorState
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return nil, fmt.Errorf("GET %s: %w", req.URL, err)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/relaykit/twilio-relay/relay/twilio"
 )
 
-// Monitor is told about every request refused before decoding and every batch processed; *twilio.Monitor
+// Monitor is told about every request refused before decoding and every batch processed; *twilioapi.Monitor
 // is one (it serves what `relay twilio test` reads). Implementations must be fast and must not keep b
 // past the call except for copies.
 type Monitor interface {

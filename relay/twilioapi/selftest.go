@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay"
-	"github.com/relaykit/twilio-relay/relay/twilio"
 	events "github.com/twilio/twilio-go/rest/events/v1"
 )
 
@@ -26,7 +25,7 @@ type SelfTestConfig struct {
 	// SinkSID picks the sink to test; by default the relay's sink for the endpoint.
 	SinkSID string
 	// Relay reads the relay's admin listener (GET /twilio/test-events).
-	Relay func(ctx context.Context) (*twilio.MonitorState, error)
+	Relay func(ctx context.Context) (*MonitorState, error)
 	// Wait bounds the wait for the test event (default 30s); Poll is the interval between reads of the
 	// relay's state (default 250ms).
 	Wait, Poll time.Duration
@@ -42,8 +41,8 @@ type SelfTestReport struct {
 	TestID   string
 	Steps    []string // what was done and seen, in order
 	Problem  string   // when not OK: what failed, with the evidence
-	Event    *twilio.TestEvent
-	Rejected *twilio.Rejection
+	Event    *TestEvent
+	Rejected *Rejection
 }
 
 func (r *SelfTestReport) step(format string, args ...any) {
@@ -113,10 +112,10 @@ func (c *Client) SelfTest(ctx context.Context, cfg SelfTestConfig) (*SelfTestRep
 	r.Event, r.TestID = te, te.TestID
 	r.step("relay: test event %s received on endpoint %s: %s %s", te.TestID, te.Endpoint, te.Status, strings.Join(te.Routes, ", "))
 	switch te.Status {
-	case twilio.TestDelivered:
-	case twilio.TestDropped:
+	case relay.Delivered.String(), relay.Spooled.String(): // safe: spooled means a sink delivers it later
+	case relay.Dropped.String():
 		return r.fail(HopRoute, "test event %s: no route matches %s (no_route: drop)", te.TestID, relay.TestEventType), nil
-	case twilio.TestDeadLettered:
+	case relay.DeadLettered.String():
 		if len(te.Routes) == 0 {
 			return r.fail(HopRoute, "test event %s: no route matches %s; it went to the dead-letter topic", te.TestID, relay.TestEventType), nil
 		}
@@ -148,9 +147,9 @@ func (c *Client) SelfTest(ctx context.Context, cfg SelfTestConfig) (*SelfTestRep
 
 // waitForTest polls the relay until a test event it had not seen arrives on the endpoint, or the wait
 // ends. A new refusal on the endpoint ends the wait one second later if no test event arrives.
-func waitForTest(ctx context.Context, cfg SelfTestConfig, seen map[string]bool, rejectedBefore int64) (*twilio.TestEvent, *twilio.Rejection, error) {
+func waitForTest(ctx context.Context, cfg SelfTestConfig, seen map[string]bool, rejectedBefore int64) (*TestEvent, *Rejection, error) {
 	deadline := time.Now().Add(cfg.Wait)
-	var rej *twilio.Rejection
+	var rej *Rejection
 	var rejDeadline time.Time
 	for {
 		st, err := cfg.Relay(ctx)
@@ -179,7 +178,7 @@ func waitForTest(ctx context.Context, cfg SelfTestConfig, seen map[string]bool, 
 }
 
 // hint adds what usually causes a refusal.
-func hint(r *twilio.Rejection, destNote string) string {
+func hint(r *Rejection, destNote string) string {
 	switch r.Reason {
 	case "signature_mismatch":
 		return ": either the sink's destination is not exactly the endpoint's public_url (scheme, host, port, path)" +

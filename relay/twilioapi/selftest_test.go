@@ -26,14 +26,14 @@ func (nopObserver) Rejected(string, string)            {}
 // with the monitor `relay twilio test` reads; the end-to-end version with Kafka is in cmd/relay.
 type stack struct {
 	addr string
-	mon  *twilio.Monitor
+	mon  *twilioapi.Monitor
 	sink *relaytest.Sink
 }
 
 func startStack(t *testing.T, routes ...relay.Route) *stack {
 	t.Helper()
 	rt := &relay.Router{Routes: routes}
-	st := &stack{mon: twilio.NewMonitor(rt, 8), sink: &relaytest.Sink{}}
+	st := &stack{mon: twilioapi.NewMonitor(8), sink: &relaytest.Sink{}}
 	p, err := relay.NewPipeline(relay.PipelineConfig{Router: rt, Sinks: map[string]relay.Sink{"mem": st.sink},
 		DeadLetter: relay.DeadLetterTarget{Sink: "mem", Topic: "dl"}, Dedupe: &relaytest.Deduper{},
 		Backoff: relay.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond, Multiplier: 2}})
@@ -55,7 +55,7 @@ func startStack(t *testing.T, routes ...relay.Route) *stack {
 	return st
 }
 
-func (s *stack) state(context.Context) (*twilio.MonitorState, error) {
+func (s *stack) state(context.Context) (*twilioapi.MonitorState, error) {
 	st := s.mon.State()
 	return &st, nil
 }

@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay/loadgen"
-	"github.com/relaykit/twilio-relay/relay/twilio"
+	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
 )
 
 // Driver sends genuine, signed events with known ids at a steady rate, the way Twilio's webhook sink
 // does, and records every answer in its Ledger. Redeliver then plays Twilio's retries.
 type Driver struct {
-	Sender *twilio.Sender
+	Sender *twiliotest.Sender
 	Ledger *Ledger
 	Prefix string  // event ids are Prefix followed by a sequence number
 	Rate   float64 // events per second

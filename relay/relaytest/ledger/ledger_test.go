@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay/twilio"
+	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
 )
 
 func TestCheck(t *testing.T) {
@@ -82,7 +83,7 @@ func TestDriver(t *testing.T) {
 	}))
 	defer srv.Close()
 	l := New()
-	d := &Driver{Sender: &twilio.Sender{URL: srv.URL + "/e", Token: "t", Client: srv.Client()}, Ledger: l,
+	d := &Driver{Sender: &twiliotest.Sender{URL: srv.URL + "/e", Token: "t", Client: srv.Client()}, Ledger: l,
 		Prefix: "EZt", Rate: 400, Batch: 2, DupEvery: 3}
 	d.Run(context.Background(), 250*time.Millisecond)
 	if l.Acknowledged() != 0 || len(l.Unacknowledged()) != 100 {

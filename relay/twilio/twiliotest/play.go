@@ -1,20 +1,18 @@
-package twilio
+package twiliotest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"embed"
 	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
-	"path"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/twilio"
 )
 
 // This file plays Twilio faithfully for `relay send`: Twilio's retry rule, classic form callbacks, and
@@ -109,44 +107,7 @@ func (s *Sender) PostForm(ctx context.Context, params url.Values) (Response, err
 	if err != nil {
 		return Response{}, err
 	}
-	return s.do(req, "application/x-www-form-urlencoded; charset=utf-8", SignForm(s.Token, signed, params), user)
-}
-
-//go:embed samples/classic/*.form
-var classicSamples embed.FS
-
-// ClassicSamples returns the built-in classic callbacks by name (the file name without .form): a
-// messaging status callback (delivered, undelivered), an incoming message, a voice status callback and
-// a Debugger alert, each a form-encoded body.
-func ClassicSamples() (map[string]url.Values, error) {
-	entries, err := classicSamples.ReadDir("samples/classic")
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]url.Values, len(entries))
-	for _, e := range entries {
-		b, err := classicSamples.ReadFile("samples/classic/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		params, err := ParseForm(bytes.TrimSpace(b))
-		if err != nil {
-			return nil, fmt.Errorf("sample %s: %w", e.Name(), err)
-		}
-		out[strings.TrimSuffix(e.Name(), path.Ext(e.Name()))] = params
-	}
-	return out, nil
-}
-
-// ClassicSampleNames lists the built-in classic callbacks, sorted.
-func ClassicSampleNames() []string {
-	s, _ := ClassicSamples()
-	names := make([]string, 0, len(s))
-	for n := range s {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return s.do(req, "application/x-www-form-urlencoded; charset=utf-8", twilio.SignForm(s.Token, signed, params), user)
 }
 
 // FreshClassic gives a classic callback a new resource SID (same prefix, random digits), so that a rerun

@@ -1,50 +1,19 @@
-package twilio
+// Package twiliotest plays Twilio's side of a webhook sink, as a client of the protocol package twilio: it
+// signs and posts events and classic callbacks the way Twilio does, follows Twilio's retry rule, and makes
+// fresh test events and callbacks. `relay send`, the load generator's ledger and the tests use it.
+package twiliotest
 
 import (
 	"bytes"
 	"context"
-	"embed"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"path"
-	"slices"
-	"strings"
+
+	"github.com/relaykit/twilio-relay/relay/twilio"
 )
-
-//go:embed samples/*.json
-var samples embed.FS
-
-// Samples returns the built-in sample events by name (the file name without .json): realistic payloads
-// of the main event types, including data as a JSON-encoded string and a sink test event.
-func Samples() (map[string]json.RawMessage, error) {
-	entries, err := samples.ReadDir("samples")
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]json.RawMessage, len(entries))
-	for _, e := range entries {
-		b, err := samples.ReadFile("samples/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		out[strings.TrimSuffix(e.Name(), path.Ext(e.Name()))] = b
-	}
-	return out, nil
-}
-
-// SampleNames lists the built-in samples, sorted.
-func SampleNames() []string {
-	s, _ := Samples()
-	names := make([]string, 0, len(s))
-	for n := range s {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
 
 // Sender posts events the way Twilio posts them to a webhook sink: a JSON array body, the bodySHA256
 // query parameter, X-Twilio-Signature over the public URL, and Basic credentials when the URL has them.
@@ -86,7 +55,7 @@ func (s *Sender) PostBody(ctx context.Context, body []byte) (Response, error) {
 	if s.PublicURL != "" {
 		signBase = s.PublicURL
 	}
-	signed, sig := Sign(s.Token, signBase, body)
+	signed, sig := twilio.Sign(s.Token, signBase, body)
 	// Post to the real address with the signed URL's query.
 	su, err := url.Parse(signed)
 	if err != nil {
@@ -105,7 +74,7 @@ func (s *Sender) PostBody(ctx context.Context, body []byte) (Response, error) {
 func (s *Sender) do(req *http.Request, contentType, sig string, user *url.Userinfo) (Response, error) {
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "TwilioProxy/1.1")
-	req.Header.Set(SignatureHeader, sig)
+	req.Header.Set(twilio.SignatureHeader, sig)
 	if user != nil {
 		pass, _ := user.Password()
 		req.SetBasicAuth(user.Username(), pass)

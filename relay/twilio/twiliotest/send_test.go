@@ -1,8 +1,13 @@
-package twilio_test
+package twiliotest_test
 
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,9 +16,23 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/relaykit/twilio-relay/relay/twilio"
+	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
 )
+
+// hmacSig and sha256Hex compute what Twilio's scheme says, independently of package twilio.
+func hmacSig(token, msg string) string {
+	m := hmac.New(sha1.New, []byte(token))
+	m.Write([]byte(msg))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
 
 // captured is one request as the fake relay saw it.
 type captured struct {
@@ -61,7 +80,7 @@ func TestSenderPost(t *testing.T) {
 	events := []json.RawMessage{samples["message-delivered"], samples["test-event"]}
 	srv, requests := fakeRelay(t, http.StatusOK, "", `{"delivered":2}`)
 
-	s := &twilio.Sender{URL: srv.URL + "/twilio/events", Token: "tok"}
+	s := &twiliotest.Sender{URL: srv.URL + "/twilio/events", Token: "tok"}
 	resp, err := s.Post(context.Background(), events)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +115,7 @@ func TestSenderPost(t *testing.T) {
 		t.Errorf("the relay's Verifier rejects the Sender's request: %v", err)
 	}
 	// The body is a JSON array of the events, which decodes back to them.
-	b := twilio.Decode("events", r.body, decodeAt, twilio.DecodeOptions{})
+	b := twilio.Decode("events", r.body, time.Now(), twilio.DecodeOptions{})
 	if len(b.Rejects) != 0 || len(b.Events) != 2 || b.Events[0].ID != "EZ11111111111111111111111111111111" || b.Events[1].Type != "com.twilio.eventstreams.test-event" {
 		t.Errorf("body %s decodes to %d events, rejects %+v", r.body, len(b.Events), b.Rejects)
 	}
@@ -133,7 +152,7 @@ func TestSenderPostBody(t *testing.T) {
 			sub := func(s string) string {
 				return strings.NewReplacer("{srv}", srv.URL, "{host}", host).Replace(s)
 			}
-			s := &twilio.Sender{URL: sub(tt.url), PublicURL: tt.public, Token: tt.token, Client: srv.Client()}
+			s := &twiliotest.Sender{URL: sub(tt.url), PublicURL: tt.public, Token: tt.token, Client: srv.Client()}
 			resp, err := s.PostBody(context.Background(), body)
 			if err != nil {
 				t.Fatal(err)
@@ -198,11 +217,11 @@ func TestSenderErrors(t *testing.T) {
 	srv.Close()
 	tests := []struct {
 		name string
-		s    *twilio.Sender
+		s    *twiliotest.Sender
 	}{
-		{"unparseable URL", &twilio.Sender{URL: "http://[::1/e", Token: "t"}},
-		{"connection refused", &twilio.Sender{URL: closedURL, Token: "t"}},
-		{"no scheme", &twilio.Sender{URL: "relay.example.com/e", Token: "t"}},
+		{"unparseable URL", &twiliotest.Sender{URL: "http://[::1/e", Token: "t"}},
+		{"connection refused", &twiliotest.Sender{URL: closedURL, Token: "t"}},
+		{"no scheme", &twiliotest.Sender{URL: "relay.example.com/e", Token: "t"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -216,7 +235,7 @@ func TestSenderErrors(t *testing.T) {
 	srv2, requests := fakeRelay(t, http.StatusOK, "", "")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := (&twilio.Sender{URL: srv2.URL, Token: "t"}).PostBody(ctx, []byte(`[]`)); !errors.Is(err, context.Canceled) {
+	if _, err := (&twiliotest.Sender{URL: srv2.URL, Token: "t"}).PostBody(ctx, []byte(`[]`)); !errors.Is(err, context.Canceled) {
 		t.Errorf("PostBody with a cancelled context = %v, want context.Canceled", err)
 	}
 	if n := len(requests()); n != 0 {
@@ -224,7 +243,7 @@ func TestSenderErrors(t *testing.T) {
 	}
 
 	// Post refuses events that are not JSON.
-	if _, err := (&twilio.Sender{URL: srv2.URL, Token: "t"}).Post(context.Background(), []json.RawMessage{json.RawMessage(`{`)}); err == nil {
+	if _, err := (&twiliotest.Sender{URL: srv2.URL, Token: "t"}).Post(context.Background(), []json.RawMessage{json.RawMessage(`{`)}); err == nil {
 		t.Error("Post with invalid JSON succeeded")
 	}
 }
@@ -233,7 +252,7 @@ func TestSenderErrors(t *testing.T) {
 func TestSenderResponseBodyLimit(t *testing.T) {
 	big := strings.Repeat("x", 100<<10)
 	srv, _ := fakeRelay(t, http.StatusOK, "", big)
-	resp, err := (&twilio.Sender{URL: srv.URL, Token: "t"}).PostBody(context.Background(), []byte(`[]`))
+	resp, err := (&twiliotest.Sender{URL: srv.URL, Token: "t"}).PostBody(context.Background(), []byte(`[]`))
 	if err != nil {
 		t.Fatal(err)
 	}

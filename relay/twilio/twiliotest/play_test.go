@@ -1,4 +1,4 @@
-package twilio_test
+package twiliotest_test
 
 import (
 	"context"
@@ -13,19 +13,20 @@ import (
 
 	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/twilio"
+	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
 )
 
 func TestRetryFollowsTwilio(t *testing.T) {
 	fast := relay.Backoff{Initial: time.Millisecond, Max: 4 * time.Millisecond, Multiplier: 2}
-	script := func(statuses ...int) func(context.Context) (twilio.Response, error) {
+	script := func(statuses ...int) func(context.Context) (twiliotest.Response, error) {
 		i := 0
-		return func(context.Context) (twilio.Response, error) {
+		return func(context.Context) (twiliotest.Response, error) {
 			s := statuses[min(i, len(statuses)-1)]
 			i++
 			if s == 0 {
-				return twilio.Response{}, errors.New("connection refused")
+				return twiliotest.Response{}, errors.New("connection refused")
 			}
-			return twilio.Response{Status: s}, nil
+			return twiliotest.Response{Status: s}, nil
 		}
 	}
 	tests := []struct {
@@ -34,19 +35,19 @@ func TestRetryFollowsTwilio(t *testing.T) {
 		outcome  string
 		attempts int
 	}{
-		{"200 at once", []int{200}, twilio.Delivered, 1},
-		{"503, 429, a transport error, then 200", []int{503, 429, 0, 200}, twilio.Delivered, 4},
-		{"400: Twilio drops the events, no retry", []int{400}, twilio.Lost, 1},
-		{"401 after a 503: lost", []int{503, 401}, twilio.Lost, 2},
-		{"404, 408 and 413 are 4xx too", []int{408}, twilio.Lost, 1},
-		{"a redirect is not delivered", []int{302}, twilio.Lost, 1},
-		{"500 until the attempts run out", []int{500}, twilio.Undelivered, 5},
+		{"200 at once", []int{200}, twiliotest.Delivered, 1},
+		{"503, 429, a transport error, then 200", []int{503, 429, 0, 200}, twiliotest.Delivered, 4},
+		{"400: Twilio drops the events, no retry", []int{400}, twiliotest.Lost, 1},
+		{"401 after a 503: lost", []int{503, 401}, twiliotest.Lost, 2},
+		{"404, 408 and 413 are 4xx too", []int{408}, twiliotest.Lost, 1},
+		{"a redirect is not delivered", []int{302}, twiliotest.Lost, 1},
+		{"500 until the attempts run out", []int{500}, twiliotest.Undelivered, 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var waits []time.Duration
-			d := twilio.Retry{Attempts: 5, Backoff: fast}.Do(context.Background(), script(tt.statuses...),
-				func(_ int, _ twilio.Response, _ error, wait time.Duration) { waits = append(waits, wait) })
+			d := twiliotest.Retry{Attempts: 5, Backoff: fast}.Do(context.Background(), script(tt.statuses...),
+				func(_ int, _ twiliotest.Response, _ error, wait time.Duration) { waits = append(waits, wait) })
 			if d.Outcome != tt.outcome || d.Attempts != tt.attempts {
 				t.Fatalf("outcome %s after %d attempts, want %s after %d", d.Outcome, d.Attempts, tt.outcome, tt.attempts)
 			}
@@ -85,11 +86,11 @@ func TestPostFormIsSignedTheClassicWay(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer srv.Close()
-	s := &twilio.Sender{URL: srv.URL + "/twilio/classic", PublicURL: public, Token: token}
+	s := &twiliotest.Sender{URL: srv.URL + "/twilio/classic", PublicURL: public, Token: token}
 	for _, name := range twilio.ClassicSampleNames() {
 		p := samples[name]
 		if name == "message-delivered" {
-			fresh := twilio.FreshClassic(p)
+			fresh := twiliotest.FreshClassic(p)
 			if fresh.Get("MessageSid") == p.Get("MessageSid") || fresh.Get("MessageSid") != fresh.Get("SmsSid") || !strings.HasPrefix(fresh.Get("MessageSid"), "SM") {
 				t.Errorf("FreshClassic: %s → %s / %s", p.Get("MessageSid"), fresh.Get("MessageSid"), fresh.Get("SmsSid"))
 			}
@@ -111,7 +112,7 @@ func TestPostFormIsSignedTheClassicWay(t *testing.T) {
 }
 
 func TestNewTestEvent(t *testing.T) {
-	a, b := twilio.NewTestEvent("AC1"), twilio.NewTestEvent("AC1")
+	a, b := twiliotest.NewTestEvent("AC1"), twiliotest.NewTestEvent("AC1")
 	batch := twilio.Decode("e", append(append([]byte("["), a...), append([]byte(","), append(b, ']')...)...), time.Now(), twilio.DecodeOptions{})
 	if len(batch.Events) != 2 || !batch.Events[0].IsTest() || batch.Events[0].ID != "AC1" || batch.Events[0].Source != "Sink" {
 		t.Fatalf("%+v %+v", batch.Events, batch.Rejects)
