@@ -17,10 +17,7 @@ import (
 	"github.com/relaykit/twilio-relay/relay/admin"
 	"github.com/relaykit/twilio-relay/relay/config"
 	"github.com/relaykit/twilio-relay/relay/dedupe"
-	"github.com/relaykit/twilio-relay/relay/filesink"
-	"github.com/relaykit/twilio-relay/relay/httpsink"
 	"github.com/relaykit/twilio-relay/relay/kafka"
-	"github.com/relaykit/twilio-relay/relay/nats"
 	"github.com/relaykit/twilio-relay/relay/prometheus"
 	"github.com/relaykit/twilio-relay/relay/receiver"
 	"github.com/relaykit/twilio-relay/relay/redis"
@@ -66,38 +63,16 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 	pingers := map[string]relay.Pinger{}
 	var kafkaSinks []*kafka.Sink
 	for _, sc := range cfg.Sinks {
-		switch {
-		case sc.Kafka != nil:
-			s, err := kafka.New(sc.Name, *sc.Kafka, log)
-			if err != nil {
-				return nil, err
-			}
-			r.sinks[sc.Name], pingers[sc.Name] = s, s
-			kafkaSinks = append(kafkaSinks, s)
-		case sc.File != nil:
-			s, err := filesink.New(sc.Name, *sc.File)
-			if err != nil {
-				return nil, err
-			}
-			r.sinks[sc.Name], pingers[sc.Name] = s, s
-		case sc.HTTP != nil:
-			s, err := httpsink.New(sc.Name, *sc.HTTP)
-			if err != nil {
-				return nil, err
-			}
-			r.sinks[sc.Name], pingers[sc.Name] = s, s
-		case sc.NATS != nil:
-			s, err := nats.New(sc.Name, *sc.NATS, log)
-			if err != nil {
-				return nil, err
-			}
-			r.sinks[sc.Name], pingers[sc.Name] = s, s
-		case sc.Redis != nil:
-			s, err := redis.New(sc.Name, *sc.Redis)
-			if err != nil {
-				return nil, err
-			}
-			r.sinks[sc.Name], pingers[sc.Name] = s, s
+		s, err := newSink(sc, log)
+		if err != nil {
+			return nil, err
+		}
+		r.sinks[sc.Name] = s
+		if p, ok := s.(relay.Pinger); ok {
+			pingers[sc.Name] = p
+		}
+		if k, ok := s.(*kafka.Sink); ok { // its writer's statistics, for the metrics
+			kafkaSinks = append(kafkaSinks, k)
 		}
 	}
 	metrics.Registry.MustRegister(kafka.NewCollector(kafkaSinks...))

@@ -193,3 +193,17 @@ func getStatus(t *testing.T, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestEverySinkKindHasAConstructor: a kind added to package config without its line in sinkKinds fails
+// here, not when someone first configures it.
+func TestEverySinkKindHasAConstructor(t *testing.T) {
+	kinds, built := config.SinkKinds(), sinkKinds(nil)
+	for _, k := range kinds {
+		if built[k] == nil {
+			t.Errorf("config has sink kind %q, cmd/relay has no constructor for it", k)
+		}
+	}
+	if len(built) != len(kinds) {
+		t.Errorf("%d constructors for %d kinds %v", len(built), len(kinds), kinds)
+	}
+}

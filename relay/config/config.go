@@ -132,7 +132,7 @@ type BasicAuth struct {
 	Password string `yaml:"password"`
 }
 
-// Sink is one named destination; exactly one kind is set.
+// Sink is one named destination; exactly one kind is set (see Kind).
 type Sink struct {
 	Name  string           `yaml:"name"`
 	Kafka *kafka.Config    `yaml:"kafka"`
@@ -140,6 +140,67 @@ type Sink struct {
 	HTTP  *httpsink.Config `yaml:"http"`
 	NATS  *nats.Config     `yaml:"nats"`
 	Redis *redis.Config    `yaml:"redis"`
+}
+
+// sinkKinds are the kinds of sink, in the order messages name them. Adding a kind is a field in Sink, a
+// line here, and its constructor in cmd/relay's table.
+var sinkKinds = []sinkKind{
+	kind("kafka", func(s *Sink) **kafka.Config { return &s.Kafka }),
+	kind("file", func(s *Sink) **filesink.Config { return &s.File }),
+	kind("http", func(s *Sink) **httpsink.Config { return &s.HTTP }),
+	kind("nats", func(s *Sink) **nats.Config { return &s.NATS }),
+	kind("redis", func(s *Sink) **redis.Config { return &s.Redis }),
+}
+
+// sinkKind is what the configuration does with one kind: tell whether a Sink sets it, fill in its
+// defaults, check it.
+type sinkKind struct {
+	name     string
+	set      func(*Sink) bool
+	defaults func(*Sink)
+	validate func(*Sink) []error
+}
+
+// kind describes the kind whose configuration, of type C, is the field of a Sink that field returns. C
+// keeps its own defaults and checks next to its type.
+func kind[C interface {
+	Defaults() C
+	Validate() []error
+}](name string, field func(*Sink) **C) sinkKind {
+	return sinkKind{
+		name:     name,
+		set:      func(s *Sink) bool { return *field(s) != nil },
+		defaults: func(s *Sink) { c := *field(s); *c = (*c).Defaults() },
+		validate: func(s *Sink) []error { return (**field(s)).Validate() },
+	}
+}
+
+// SinkKinds returns the names of the kinds of sink ("kafka", "file" …).
+func SinkKinds() []string {
+	names := make([]string, len(sinkKinds))
+	for i, k := range sinkKinds {
+		names[i] = k.name
+	}
+	return names
+}
+
+// kinds returns the kinds s sets: one in a valid configuration.
+func (s *Sink) kinds() []sinkKind {
+	var set []sinkKind
+	for _, k := range sinkKinds {
+		if k.set(s) {
+			set = append(set, k)
+		}
+	}
+	return set
+}
+
+// Kind returns the name of the one kind s sets, or "" when it sets none or several (which Parse refuses).
+func (s *Sink) Kind() string {
+	if set := s.kinds(); len(set) == 1 {
+		return set[0].name
+	}
+	return ""
 }
 
 // Route is one routing rule.
@@ -331,18 +392,8 @@ func (c *Config) setDefaults() {
 		}
 	}
 	for i := range c.Sinks { // each kind keeps its own defaults next to its configuration type
-		s := &c.Sinks[i]
-		if s.Kafka != nil {
-			*s.Kafka = s.Kafka.Defaults()
-		}
-		if s.HTTP != nil {
-			*s.HTTP = s.HTTP.Defaults()
-		}
-		if s.NATS != nil {
-			*s.NATS = s.NATS.Defaults()
-		}
-		if s.Redis != nil {
-			*s.Redis = s.Redis.Defaults()
+		for _, k := range c.Sinks[i].kinds() {
+			k.defaults(&c.Sinks[i])
 		}
 	}
 	if sh := c.Dedupe.Shared; sh != nil && sh.Redis != nil {

@@ -13,9 +13,6 @@ import (
 	"github.com/relaykit/twilio-relay/relay"
 )
 
-// sinkKinds lists the sink kinds, for messages.
-const sinkKinds = "kafka, file, http, nats, redis"
-
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
 
 // validate checks everything and compiles the routes; it returns every problem found.
@@ -87,39 +84,14 @@ func (c *Config) validate() []error {
 	for i, s := range c.Sinks {
 		p := fmt.Sprintf("sinks[%d]", i)
 		checkName(bad, p+".name", s.Name, sinks)
-		kinds := 0
-		if s.Kafka != nil {
-			kinds++
-			for _, e := range s.Kafka.Validate() {
-				bad(p+".kafka", "%v", e)
+		set := s.kinds()
+		for _, k := range set {
+			for _, e := range k.validate(&s) {
+				bad(p+"."+k.name, "%v", e)
 			}
 		}
-		if s.File != nil {
-			kinds++
-			for _, e := range s.File.Validate() {
-				bad(p+".file", "%v", e)
-			}
-		}
-		if s.HTTP != nil {
-			kinds++
-			for _, e := range s.HTTP.Validate() {
-				bad(p+".http", "%v", e)
-			}
-		}
-		if s.NATS != nil {
-			kinds++
-			for _, e := range s.NATS.Validate() {
-				bad(p+".nats", "%v", e)
-			}
-		}
-		if s.Redis != nil {
-			kinds++
-			for _, e := range s.Redis.Validate() {
-				bad(p+".redis", "%v", e)
-			}
-		}
-		if kinds != 1 {
-			bad(p, "set exactly one sink kind (%s); %d are set", sinkKinds, kinds)
+		if len(set) != 1 {
+			bad(p, "set exactly one sink kind (%s); %d are set", strings.Join(SinkKinds(), ", "), len(set))
 		}
 	}
 	if !sinks[c.DeadLetter.Sink] {

@@ -25,6 +25,9 @@ type Config struct {
 	NoSync bool `yaml:"no_sync"`
 }
 
+// Defaults returns c: a file sink has no optional fields.
+func (c Config) Defaults() Config { return c }
+
 // Validate reports every problem with c.
 func (c Config) Validate() []error {
 	if c.Path == "" {
@@ -53,11 +56,8 @@ var (
 	_ relay.Pinger = (*Sink)(nil)
 )
 
-// New opens (creating) the file for appending.
+// New opens (creating) the file for appending. cfg has passed Validate (package config checks it).
 func New(name string, cfg Config) (*Sink, error) {
-	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("file sink %s: %w", name, errors.Join(errs...))
-	}
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("file sink %s: %w", name, err)
 	}

@@ -2,18 +2,17 @@ package httpsink
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/tlsconfig"
 )
 
 // SecretPrefix starts a Standard Webhooks signing secret: "whsec_" and the base64 of the key.
@@ -154,18 +153,7 @@ func (c TLSConfig) tlsConfig() (*tls.Config, error) {
 	if c.CAFile == "" && !c.InsecureSkipVerify {
 		return nil, nil
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // opt-in, documented
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", c.CAFile)
-		}
-	}
-	return tc, nil
+	return tlsconfig.Files{CAFile: c.CAFile, InsecureSkipVerify: c.InsecureSkipVerify}.Client()
 }
 
 // newTransport returns the HTTP transport for c: the default one's settings, enough idle connections

@@ -17,7 +17,7 @@ func TestConformance(t *testing.T) {
 			t.Parallel()
 			conformance.Run(t, func(t *testing.T) (relay.Sink, conformance.Reader) {
 				rc := newReceiver(t, testSecret)
-				s, err := httpsink.New("conformance", httpsink.Config{URL: rc.srv.URL + "/events", Mode: mode, Secret: testSecret})
+				s, err := httpsink.New("conformance", httpsink.Config{URL: rc.srv.URL + "/events", Mode: mode, Secret: testSecret}.Defaults())
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -43,25 +43,27 @@ var (
 	_ relay.Pinger = (*Sink)(nil)
 )
 
-// New returns a sink for cfg (after Defaults and Validate). It reads the CA file but does not connect.
+// New returns a sink for cfg, which has its Defaults and passed Validate (package config does both). It
+// reads the CA file but does not connect.
 func New(name string, cfg Config) (*Sink, error) {
-	cfg = cfg.Defaults()
-	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("http sink %s: %w", name, errors.Join(errs...))
-	}
 	tr, err := cfg.newTransport()
 	if err != nil {
 		return nil, fmt.Errorf("http sink %s: %w", name, err)
 	}
 	var key []byte
 	if cfg.Secret != "" {
-		key, _ = decodeSecret(cfg.Secret) // checked by Validate
+		if key, err = decodeSecret(cfg.Secret); err != nil {
+			return nil, fmt.Errorf("http sink %s: secret: %w", name, err)
+		}
 	}
 	headers := make(http.Header, len(cfg.Headers))
 	for k, v := range cfg.Headers {
 		headers.Set(k, v)
 	}
-	u, _ := url.Parse(cfg.URL) // checked by Validate
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("http sink %s: url: %w", name, err)
+	}
 	return &Sink{
 		name:       name,
 		url:        cfg.URL,

@@ -26,7 +26,7 @@ func event(id string) *relay.Event {
 
 func newSink(t *testing.T, cfg httpsink.Config) *httpsink.Sink {
 	t.Helper()
-	s, err := httpsink.New("test", cfg)
+	s, err := httpsink.New("test", cfg.Defaults())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func TestTLS(t *testing.T) {
 	if err := write(t, newSink(t, httpsink.Config{URL: srv.URL, TLS: httpsink.TLSConfig{InsecureSkipVerify: true}}), msg); err != nil {
 		t.Errorf("insecure_skip_verify: %v", err)
 	}
-	if _, err := httpsink.New("x", httpsink.Config{URL: srv.URL, TLS: httpsink.TLSConfig{CAFile: filepath.Join(t.TempDir(), "missing.pem")}}); err == nil {
+	if _, err := httpsink.New("x", httpsink.Config{URL: srv.URL, TLS: httpsink.TLSConfig{CAFile: filepath.Join(t.TempDir(), "missing.pem")}}.Defaults()); err == nil {
 		t.Error("missing ca_file accepted")
 	}
 }

@@ -36,7 +36,7 @@ func TestCloseReleasesConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	s, err := kafka.New("leak", kafka.Config{Brokers: []string{b.Addr()}, AllowAutoTopicCreation: true}, discardLogger())
+	s, err := kafka.New("leak", kafka.Config{Brokers: []string{b.Addr()}, AllowAutoTopicCreation: true}.Defaults(), discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,7 +119,8 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestNew checks that New validates (after Defaults) and reads the TLS files, without a broker.
+// TestNew checks that New builds a sink from a configuration with its defaults (as package config passes
+// it), reads the TLS files, and refuses what it cannot build, without a broker.
 func TestNew(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -128,19 +129,20 @@ func TestNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	def := func(c kafka.Config) kafka.Config { return c.Defaults() }
 	for _, tc := range []struct {
 		name string
 		cfg  kafka.Config
 		want string // substring of the error; "" for success
 	}{
-		{"zero values take defaults", kafka.Config{Brokers: []string{"127.0.0.1:1"}}, ""},
-		{"every sasl mechanism", kafka.Config{Brokers: []string{"127.0.0.1:1"}, SASL: kafka.SASLConfig{Mechanism: "scram-sha-256", Username: "u", Password: "p"}}, ""},
-		{"invalid", kafka.Config{Brokers: []string{"127.0.0.1:1"}, Mode: "json"}, "kafka sink s: mode:"},
-		{"all problems joined", kafka.Config{Mode: "json", Acks: "x"}, "acks:"},
-		{"missing ca file", kafka.Config{Brokers: []string{"k:1"}, TLS: kafka.TLSConfig{Enabled: true, CAFile: filepath.Join(dir, "missing.pem")}}, "tls.ca_file"},
-		{"ca file without pem", kafka.Config{Brokers: []string{"k:1"}, TLS: kafka.TLSConfig{Enabled: true, CAFile: notPEM}}, "holds no PEM certificate"},
-		{"bad client certificate", kafka.Config{Brokers: []string{"k:1"}, TLS: kafka.TLSConfig{Enabled: true, CertFile: notPEM, KeyFile: notPEM}}, "client certificate"},
-		{"tls files ignored when tls is off", kafka.Config{Brokers: []string{"k:1"}, TLS: kafka.TLSConfig{CAFile: filepath.Join(dir, "missing.pem")}}, ""},
+		{"defaults", def(kafka.Config{Brokers: []string{"127.0.0.1:1"}}), ""},
+		{"every sasl mechanism", def(kafka.Config{Brokers: []string{"127.0.0.1:1"}, SASL: kafka.SASLConfig{Mechanism: "scram-sha-256", Username: "u", Password: "p"}}), ""},
+		{"acks it cannot set", def(kafka.Config{Brokers: []string{"127.0.0.1:1"}, Acks: "x"}), "kafka sink s: acks:"},
+		{"without defaults", kafka.Config{Brokers: []string{"127.0.0.1:1"}}, "kafka sink s: acks:"},
+		{"missing ca file", def(kafka.Config{Brokers: []string{"k:1"}, TLS: kafka.TLSConfig{Enabled: true, CAFile: filepath.Join(dir, "missing.pem")}}), "tls.ca_file"},
+		{"ca file without pem", def(kafka.Config{Brokers: []string{"k:1"}, TLS: kafka.TLSConfig{Enabled: true, CAFile: notPEM}}), "holds no PEM certificate"},
+		{"bad client certificate", def(kafka.Config{Brokers: []string{"k:1"}, TLS: kafka.TLSConfig{Enabled: true, CertFile: notPEM, KeyFile: notPEM}}), "client certificate"},
+		{"tls files ignored when tls is off", def(kafka.Config{Brokers: []string{"k:1"}, TLS: kafka.TLSConfig{CAFile: filepath.Join(dir, "missing.pem")}}), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := kafka.New("s", tc.cfg, log)

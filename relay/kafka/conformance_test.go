@@ -22,7 +22,7 @@ func TestConformance(t *testing.T) {
 	for _, mode := range []string{"binary", "structured"} {
 		t.Run(mode, func(t *testing.T) {
 			conformance.Run(t, func(t *testing.T) (relay.Sink, conformance.Reader) {
-				s, err := kafka.New("conformance", kafka.Config{Brokers: []string{srv.Addr()}, Mode: mode},
+				s, err := kafka.New("conformance", kafka.Config{Brokers: []string{srv.Addr()}, Mode: mode}.Defaults(),
 					slog.New(slog.NewTextHandler(io.Discard, nil)))
 				if err != nil {
 					t.Fatal(err)

@@ -25,7 +25,7 @@ func newSink(t testing.TB, addr string, cfg kafka.Config) *kafka.Sink {
 	if len(cfg.Brokers) == 0 {
 		cfg.Brokers = []string{addr}
 	}
-	s, err := kafka.New("test", cfg, discardLogger())
+	s, err := kafka.New("test", cfg.Defaults(), discardLogger())
 	if err != nil {
 		t.Fatalf("kafka.New: %v", err)
 	}

@@ -33,15 +33,17 @@ var (
 	_ relay.Pinger = (*Sink)(nil)
 )
 
-// New returns a sink for cfg (after Defaults and Validate). It reads TLS files but does not connect:
-// the first write or Ping does.
+// New returns a sink for cfg, which has its Defaults and passed Validate (package config does both). It
+// reads TLS files but does not connect: the first write or Ping does.
 func New(name string, cfg Config, logger *slog.Logger) (*Sink, error) {
-	cfg = cfg.Defaults()
-	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("kafka sink %s: %w", name, errors.Join(errs...))
+	acks, err := parseAcks(cfg.Acks)
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink %s: acks: %w", name, err)
 	}
-	acks, _ := parseAcks(cfg.Acks)
-	codec, _ := parseCompression(cfg.Compression)
+	codec, err := parseCompression(cfg.Compression)
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink %s: compression: %w", name, err)
+	}
 	tlsCfg, err := cfg.TLS.tlsConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink %s: %w", name, err)

@@ -84,7 +84,7 @@ func collectorTest(srv *kafkaserver.Server) func(*testing.T) {
 		const topic, small = "metrics", "metrics-small"
 		srv.CreateTopic(t, topic, 3)
 		srv.CreateTopicWithConfig(t, small, 1, map[string]string{"max.message.bytes": "2048"})
-		s, err := kafka.New("metrics-sink", kafka.Config{Brokers: []string{srv.Addr()}}, discardLogger())
+		s, err := kafka.New("metrics-sink", kafka.Config{Brokers: []string{srv.Addr()}}.Defaults(), discardLogger())
 		if err != nil {
 			t.Fatal(err)
 		}

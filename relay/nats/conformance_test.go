@@ -17,7 +17,7 @@ func TestConformance(t *testing.T) {
 			srv := servers.StartNATS(t)
 			r := newReader(t, srv.URL())
 			conformance.Run(t, func(t *testing.T) (relay.Sink, conformance.Reader) {
-				s, err := nats.New("conformance", nats.Config{URLs: []string{srv.URL()}, Mode: mode}, slog.New(slog.DiscardHandler))
+				s, err := nats.New("conformance", nats.Config{URLs: []string{srv.URL()}, Mode: mode}.Defaults(), slog.New(slog.DiscardHandler))
 				if err != nil {
 					t.Fatal(err)
 				}

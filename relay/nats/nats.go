@@ -36,14 +36,10 @@ var (
 	_ relay.Pinger = (*Sink)(nil)
 )
 
-// New returns a sink for cfg (after Defaults and Validate). It starts connecting but does not wait for
-// a server: while none answers, writes fail (transient) and Ping reports it, and the connection keeps
-// trying in the background.
+// New returns a sink for cfg, which has its Defaults and passed Validate (package config does both). It
+// starts connecting but does not wait for a server: while none answers, writes fail (transient) and Ping
+// reports it, and the connection keeps trying in the background.
 func New(name string, cfg Config, logger *slog.Logger) (*Sink, error) {
-	cfg = cfg.Defaults()
-	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("nats sink %s: %w", name, errors.Join(errs...))
-	}
 	log := logger.With(slog.String("sink", name))
 	opts := []natsgo.Option{
 		natsgo.Name("twilio-relay/" + name),

@@ -21,7 +21,7 @@ func event(id string) *relay.Event {
 
 func newSink(t *testing.T, cfg nats.Config) *nats.Sink {
 	t.Helper()
-	s, err := nats.New("test", cfg, slog.New(slog.DiscardHandler))
+	s, err := nats.New("test", cfg.Defaults(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,13 +2,12 @@ package redis
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
-	"os"
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/tlsconfig"
 )
 
 // Config configures a Redis Streams sink. The zero values of optional fields take the defaults in
@@ -82,16 +81,5 @@ func (c TLSConfig) tlsConfig() (*tls.Config, error) {
 	if !c.Enabled {
 		return nil, nil
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // opt-in, documented
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", c.CAFile)
-		}
-	}
-	return tc, nil
+	return tlsconfig.Files{CAFile: c.CAFile, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify}.Client()
 }

@@ -14,7 +14,7 @@ func TestConformance(t *testing.T) {
 	srv := servers.StartRedis(t)
 	r := newReader(t, srv.Addr())
 	conformance.Run(t, func(t *testing.T) (relay.Sink, conformance.Reader) {
-		s, err := redis.New("conformance", redis.Config{Addr: srv.Addr()})
+		s, err := redis.New("conformance", redis.Config{Addr: srv.Addr()}.Defaults())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -74,13 +74,10 @@ var _ relay.SharedDeduper = (*Deduper)(nil)
 // release deletes a key only while it holds the caller's claim.
 var release = goredis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
 
-// NewDeduper returns the shared tier. claimTTL bounds how long a claim of a replica that died stays;
-// window is how long a delivered event is remembered.
+// NewDeduper returns the shared tier for cfg, which has its Defaults and passed Validate (package config
+// does both). claimTTL bounds how long a claim of a replica that died stays; window is how long a
+// delivered event is remembered.
 func NewDeduper(cfg DedupeConfig, claimTTL, window time.Duration, log *slog.Logger) (*Deduper, error) {
-	cfg = cfg.Defaults()
-	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("shared dedupe: %w", errors.Join(errs...))
-	}
 	tc, err := cfg.TLS.tlsConfig()
 	if err != nil {
 		return nil, fmt.Errorf("shared dedupe: %w", err)

@@ -40,13 +40,9 @@ var (
 	_ relay.Pinger = (*Sink)(nil)
 )
 
-// New returns a sink for cfg (after Defaults and Validate). It reads the CA file but does not connect:
-// the first write or Ping does.
+// New returns a sink for cfg, which has its Defaults and passed Validate (package config does both). It
+// reads the CA file but does not connect: the first write or Ping does.
 func New(name string, cfg Config) (*Sink, error) {
-	cfg = cfg.Defaults()
-	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("redis sink %s: %w", name, errors.Join(errs...))
-	}
 	tc, err := cfg.TLS.tlsConfig()
 	if err != nil {
 		return nil, fmt.Errorf("redis sink %s: %w", name, err)

@@ -20,7 +20,7 @@ func event(id string) *relay.Event {
 
 func newSink(t *testing.T, cfg redis.Config) *redis.Sink {
 	t.Helper()
-	s, err := redis.New("test", cfg)
+	s, err := redis.New("test", cfg.Defaults())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%s: %v, want an error with %q", tc.name, errs, tc.want)
 		}
 	}
-	if _, err := redis.New("x", redis.Config{Addr: "h:1", TLS: redis.TLSConfig{Enabled: true, CAFile: "/does/not/exist.pem"}}); err == nil {
+	if _, err := redis.New("x", redis.Config{Addr: "h:1", TLS: redis.TLSConfig{Enabled: true, CAFile: "/does/not/exist.pem"}}.Defaults()); err == nil {
 		t.Error("missing ca_file accepted")
 	}
 }
