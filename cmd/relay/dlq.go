@@ -48,7 +48,7 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("%s: %w", *path, err)
 	}
-	want := config.SplitList([]string{*reasons})
+	want := relay.ParseList(*reasons)
 	var dls []deadLetter
 	keep := func(d deadLetter, ok bool) {
 		if ok && (len(want) == 0 || slices.Contains(want, d.Reason)) && (*endpoint == "" || d.Endpoint == *endpoint) {

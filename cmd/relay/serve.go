@@ -87,7 +87,7 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 	}
 	r.shared = shared
 	pcfg := relay.PipelineConfig{
-		Router:     &cfg.Router,
+		Router:     cfg.Router(),
 		Sinks:      r.sinks,
 		DeadLetter: relay.DeadLetterTarget{Sink: cfg.DeadLetter.Sink, Topic: cfg.DeadLetter.Topic},
 		NoRoute:    cfg.NoRoutePolicy(),
@@ -154,22 +154,14 @@ func sharedDedupe(cfg *config.Config, log *slog.Logger) (*redis.Deduper, error) 
 
 // endpoint turns an endpoint's configuration, and the limit on events per body, into the receiver's form.
 func endpoint(ec config.Endpoint, maxEvents int) (receiver.Endpoint, error) {
-	allowed, err := config.ParsePrefixes(ec.AllowedCIDRs)
-	if err != nil {
-		return receiver.Endpoint{}, err
-	}
-	proxies, err := config.ParsePrefixes(ec.TrustedProxies)
-	if err != nil {
-		return receiver.Endpoint{}, err
-	}
 	ep := receiver.Endpoint{
 		Name:           ec.Name,
 		Path:           ec.Path,
 		SignedURLs:     []string{ec.PublicURL},
-		Verifier:       twilio.NewVerifier(config.SplitList(ec.AuthTokens)),
-		AllowedCIDRs:   allowed,
+		Verifier:       twilio.NewVerifier(ec.AuthTokens),
+		AllowedCIDRs:   ec.AllowedCIDRs.List(),
 		ClientIPHeader: ec.ClientIPHeader,
-		TrustedProxies: proxies,
+		TrustedProxies: ec.TrustedProxies.List(),
 		MaxBody:        int(ec.MaxBody),
 		Decode:         twilio.DecodeOptions{KeepDataString: ec.Data == "keep", MaxEvents: maxEvents},
 		RejectStatus:   ec.RejectStatus,

@@ -76,7 +76,7 @@ func setupTwilio(path, only string) (*twilioSetup, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	s := &twilioSetup{cfg: cfg}
-	want := config.SplitList([]string{only})
+	want := relay.ParseList(only)
 	for _, ec := range cfg.Endpoints {
 		if ec.Kind == config.KindClassic {
 			if slices.Contains(want, ec.Name) {
@@ -148,7 +148,7 @@ func (s *twilioSetup) tokenWarnings(w io.Writer) {
 		if ec.Kind == config.KindClassic || !slices.ContainsFunc(s.eps, func(e twilioapi.Endpoint) bool { return e.Name == ec.Name }) {
 			continue
 		}
-		if !slices.Contains(config.SplitList(ec.AuthTokens), s.creds.AuthToken) {
+		if !slices.Contains(ec.AuthTokens, s.creds.AuthToken) {
 			fmt.Fprintf(w, "! endpoints[%d] (%s): TWILIO_AUTH_TOKEN is not in auth_tokens; the account's primary token signs the sink's requests, so the relay would refuse them\n", i, ec.Name)
 		}
 	}
@@ -173,7 +173,7 @@ func runTwilioApply(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("twilio apply: %w", err)
 	}
-	plan := twilioapi.MakePlan(twilioapi.Desired(s.eps, &s.cfg.Router, catalog), st, twilioapi.PlanOptions{Prune: *prune, Known: s.all})
+	plan := twilioapi.MakePlan(twilioapi.Desired(s.eps, s.cfg.Router(), catalog), st, twilioapi.PlanOptions{Prune: *prune, Known: s.all})
 	s.tokenWarnings(stdout)
 	plan.Print(stdout)
 	if *dry || plan.Empty() {
@@ -205,7 +205,7 @@ func runTwilioTypes(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("twilio types: %w", err)
 	}
-	twilioapi.Types(catalog, s.eps, &s.cfg.Router, st).Print(stdout)
+	twilioapi.Types(catalog, s.eps, s.cfg.Router(), st).Print(stdout)
 	return nil
 }
 
@@ -226,7 +226,7 @@ func runTwilioTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if len(s.eps) != 1 {
 		return fmt.Errorf("twilio test: the configuration has %d event-streams endpoints: pick one with -endpoint", len(s.eps))
 	}
-	bases := config.SplitList([]string{*adminURL})
+	bases := relay.ParseList(*adminURL)
 	if len(bases) == 0 {
 		bases = []string{adminBase(s.cfg.Admin.Listen)}
 	}

@@ -37,9 +37,6 @@ type Config struct {
 	NoRoute    string     `yaml:"no_route"`
 	DeadLetter DeadLetter `yaml:"dead_letter"`
 	Spool      Spool      `yaml:"spool"`
-
-	// Compiled forms, filled by Parse once everything is valid.
-	Router relay.Router `yaml:"-"`
 }
 
 // Admin configures the admin listener: /healthz, /readyz, /metrics and, when enabled, /debug/pprof.
@@ -94,11 +91,11 @@ type Endpoint struct {
 	Path      string `yaml:"path"`
 	PublicURL string `yaml:"public_url"`
 	// AuthTokens is the keyring; an entry may hold several tokens, comma-separated.
-	AuthTokens     []string       `yaml:"auth_tokens"`
+	AuthTokens     relay.List     `yaml:"auth_tokens"`
 	BasicAuth      *BasicAuth     `yaml:"basic_auth"`
-	AllowedCIDRs   []string       `yaml:"allowed_cidrs"`
+	AllowedCIDRs   Prefixes       `yaml:"allowed_cidrs"`
 	ClientIPHeader string         `yaml:"client_ip_header"`
-	TrustedProxies []string       `yaml:"trusted_proxies"`
+	TrustedProxies Prefixes       `yaml:"trusted_proxies"`
 	MaxBody        relay.ByteSize `yaml:"max_body"`
 	// Data is "normalize" (default: data that arrives as a JSON-encoded string becomes JSON) or "keep".
 	Data         string `yaml:"data"`
@@ -253,13 +250,13 @@ type Spool struct {
 	Reserve relay.Duration `yaml:"reserve"`
 	// Sinks lists the sinks that spool, by name (entries may be comma-separated); "*" stands for every
 	// sink. Empty: no spool.
-	Sinks []string `yaml:"sinks"`
+	Sinks relay.List `yaml:"sinks"`
 }
 
 // SpoolSinks returns the set of sinks that spool.
 func (c *Config) SpoolSinks() map[string]bool {
 	out := map[string]bool{}
-	for _, n := range SplitList(c.Spool.Sinks) {
+	for _, n := range c.Spool.Sinks {
 		if n == "*" {
 			for _, s := range c.Sinks {
 				out[s.Name] = true
@@ -406,6 +403,13 @@ func (c *Config) Backoff() relay.Backoff {
 	return relay.Backoff{Initial: time.Duration(c.Retry.Initial), Max: time.Duration(c.Retry.Max), Multiplier: c.Retry.Multiplier}
 }
 
+// Router returns the routes compiled: the relay's router. Parse has checked them, so on a Config it
+// returned nothing is left out.
+func (c *Config) Router() *relay.Router {
+	r, _ := c.compileRoutes(c.sinkNames())
+	return &r
+}
+
 // NoRoutePolicy returns the policy for events no route matches.
 func (c *Config) NoRoutePolicy() relay.NoRoutePolicy {
 	if c.NoRoute == "drop" {
@@ -413,7 +417,3 @@ func (c *Config) NoRoutePolicy() relay.NoRoutePolicy {
 	}
 	return relay.NoRouteDeadLetter
 }
-
-// SplitList splits comma-separated entries of a list and drops blanks: one environment variable can
-// carry a whole list. It is relay.SplitList.
-func SplitList(in []string) []string { return relay.SplitList(in) }

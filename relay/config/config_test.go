@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay"
+	"go.yaml.in/yaml/v3"
 )
 
 // shippedConfig is the configuration file at the root of the repository.
@@ -70,13 +71,13 @@ func TestLoadShippedConfig(t *testing.T) {
 		{"endpoints[0].name", c.Endpoints[0].Name, "events"},
 		{"endpoints[0].path", c.Endpoints[0].Path, "/twilio/events"},
 		{"endpoints[0].public_url", c.Endpoints[0].PublicURL, "http://127.0.0.1:8080/twilio/events"},
-		{"endpoints[0].auth_tokens", strings.Join(SplitList(c.Endpoints[0].AuthTokens), "|"), "primary-token|secondary-token"},
+		{"endpoints[0].auth_tokens", strings.Join(c.Endpoints[0].AuthTokens, "|"), "primary-token|secondary-token"},
 		{"endpoints[0].max_body", c.Endpoints[0].MaxBody, relay.ByteSize(1 << 20)},
 		{"endpoints[0].data (default)", c.Endpoints[0].Data, "normalize"},
 		{"endpoints[0].reject_status (default)", c.Endpoints[0].RejectStatus, 503},
 		{"sinks", len(c.Sinks), 1},
 		{"sinks[0].name", c.Sinks[0].Name, "kafka"},
-		{"kafka.brokers", strings.Join(c.Sinks[0].Kafka.BrokerList(), ","), "127.0.0.1:9092"},
+		{"kafka.brokers", strings.Join(c.Sinks[0].Kafka.Brokers, ","), "127.0.0.1:9092"},
 		{"kafka.acks", c.Sinks[0].Kafka.Acks, "all"},
 		{"kafka.mode", c.Sinks[0].Kafka.Mode, "binary"},
 		{"kafka.compression", c.Sinks[0].Kafka.Compression, "none"},
@@ -90,7 +91,7 @@ func TestLoadShippedConfig(t *testing.T) {
 		{"dead_letter.sink", c.DeadLetter.Sink, "kafka"},
 		{"dead_letter.topic", c.DeadLetter.Topic, "twilio.deadletter"},
 		{"routes", len(c.Routes), 1},
-		{"router routes", len(c.Router.Routes), 1},
+		{"router routes", len(c.Router().Routes), 1},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -104,7 +105,7 @@ func TestLoadShippedConfig(t *testing.T) {
 	// The one shipped route sends every event to twilio.events, keyed by its resource SID.
 	e := &relay.Event{Endpoint: "events", Type: "com.twilio.messaging.message.delivered", Source: "/s", ID: "EZ1",
 		Data: []byte(`{"messageSid":"SM1"}`)}
-	ds, err := c.Router.Route(e)
+	ds, err := c.Router().Route(e)
 	if err != nil || len(ds) != 1 || ds[0].Sink != "kafka" || ds[0].Topic != "twilio.events" || string(ds[0].Key) != "SM1" || ds[0].Route != "all-events" {
 		t.Errorf("Route = %+v, %v", ds, err)
 	}
@@ -129,13 +130,13 @@ func TestLoadShippedConfigEnvOverrides(t *testing.T) {
 	}
 	k := c.Sinks[0].Kafka
 	if c.Listen != ":18080" || c.Endpoints[0].PublicURL != "https://relay.example.com/twilio/events" ||
-		!slices.Equal(k.BrokerList(), []string{"k1:9092", "k2:9092"}) || k.Compression != "zstd" ||
+		!slices.Equal(k.Brokers, relay.List{"k1:9092", "k2:9092"}) || k.Compression != "zstd" ||
 		!k.AllowAutoTopicCreation || !k.TLS.Enabled || k.SASL.Mechanism != "scram-sha-512" || k.SASL.Username != "u" ||
 		c.Routes[0].To[0].Topic != "t.{type}" || c.Log.Level != "info" {
 		t.Errorf("overrides not applied: %+v %+v", c, *k)
 	}
 	e := &relay.Event{Type: "com.twilio.x", Source: "s", ID: "1"}
-	if ds, err := c.Router.Route(e); err != nil || len(ds) != 1 || ds[0].Topic != "t.com.twilio.x" {
+	if ds, err := c.Router().Route(e); err != nil || len(ds) != 1 || ds[0].Topic != "t.com.twilio.x" {
 		t.Errorf("Route = %+v, %v", ds, err)
 	}
 }
@@ -319,7 +320,7 @@ endpoints:`,
 		{"max_body", ep.MaxBody, relay.ByteSize(512 << 10)},
 		{"data", ep.Data, "keep"},
 		{"reject_status", ep.RejectStatus, 401},
-		{"trusted_proxies", strings.Join(SplitList(ep.TrustedProxies), "|"), "10.0.0.0/8|192.168.1.1"},
+		{"trusted_proxies", prefixes(ep.TrustedProxies), "10.0.0.0/8|192.168.1.1/32"},
 		{"kafka.acks", k.Acks, "one"},
 		{"kafka.mode", k.Mode, "structured"},
 		{"kafka.compression", k.Compression, "gzip"},
@@ -369,8 +370,8 @@ func TestRouterCompiled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Router.Routes) != 2 || c.Router.Routes[0].Name != "messaging-final" || !c.Router.Routes[0].Continue || c.Router.Routes[1].Continue {
-		t.Fatalf("Router = %+v", c.Router)
+	if len(c.Router().Routes) != 2 || c.Router().Routes[0].Name != "messaging-final" || !c.Router().Routes[0].Continue || c.Router().Routes[1].Continue {
+		t.Fatalf("Router = %+v", c.Router())
 	}
 	msg := func(status string) *relay.Event {
 		return &relay.Event{Endpoint: "events", Type: "com.twilio.messaging.message.delivered", Source: "/2010-04-01/Accounts/AC1/Messages/SM1.json", ID: "EZ1",
@@ -410,7 +411,7 @@ func TestRouterCompiled(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ds, err := c.Router.Route(tt.ev)
+			ds, err := c.Router().Route(tt.ev)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -425,61 +426,44 @@ func TestRouterCompiled(t *testing.T) {
 	}
 }
 
-func TestSplitList(t *testing.T) {
-	tests := []struct {
-		in   []string
-		want []string
-	}{
-		{nil, nil},
-		{[]string{""}, nil},
-		{[]string{" , ,"}, nil},
-		{[]string{"a"}, []string{"a"}},
-		{[]string{"a,b"}, []string{"a", "b"}},
-		{[]string{" a , b ", "c", ",d,"}, []string{"a", "b", "c", "d"}},
-		{[]string{"a b"}, []string{"a b"}},
+// prefixes writes a decoded list of prefixes as "a|b".
+func prefixes(ps Prefixes) string {
+	var s []string
+	for _, p := range ps.List() {
+		s = append(s, p.String())
 	}
-	for _, tt := range tests {
-		if got := SplitList(tt.in); !slices.Equal(got, tt.want) {
-			t.Errorf("SplitList(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
+	return strings.Join(s, "|")
 }
 
-func TestParsePrefixes(t *testing.T) {
+// TestPrefixes decodes allowed_cidrs the way Parse does: entries split, each parsed once; an entry that is
+// not a prefix is kept for validation, which names the first.
+func TestPrefixes(t *testing.T) {
 	tests := []struct {
-		in      []string
-		want    []string
-		wantErr string
+		in      string
+		want    string
+		invalid string
 	}{
-		{nil, nil, ""},
-		{[]string{"35.90.102.128/25"}, []string{"35.90.102.128/25"}, ""},
-		{[]string{"35.90.102.200/25"}, []string{"35.90.102.128/25"}, ""}, // masked
-		{[]string{"10.0.0.1"}, []string{"10.0.0.1/32"}, ""},
-		{[]string{"::ffff:10.0.0.1"}, []string{"10.0.0.1/32"}, ""}, // unmapped
-		{[]string{"2001:db8::1"}, []string{"2001:db8::1/128"}, ""},
-		{[]string{"10.0.0.0/8, 192.168.0.0/16", "fd00::/8"}, []string{"10.0.0.0/8", "192.168.0.0/16", "fd00::/8"}, ""},
-		{[]string{"10.0.0.0/33"}, nil, `"10.0.0.0/33" is not a CIDR prefix or an address`},
-		{[]string{"ok.example.com"}, nil, "ok.example.com"},
-		{[]string{"10.0.0.0/8,nope"}, nil, `"nope"`},
+		{`[]`, "", ""},
+		{`["35.90.102.128/25"]`, "35.90.102.128/25", ""},
+		{`["35.90.102.200/25"]`, "35.90.102.128/25", ""}, // masked
+		{`["10.0.0.1"]`, "10.0.0.1/32", ""},
+		{`["::ffff:10.0.0.1"]`, "10.0.0.1/32", ""}, // unmapped
+		{`["2001:db8::1"]`, "2001:db8::1/128", ""},
+		{`["10.0.0.0/8, 192.168.0.0/16", "fd00::/8"]`, "10.0.0.0/8|192.168.0.0/16|fd00::/8", ""},
+		{`["10.0.0.0/33"]`, "", "10.0.0.0/33"},
+		{`["ok.example.com"]`, "", "ok.example.com"},
+		{`["10.0.0.0/8,nope", "x"]`, "10.0.0.0/8", "nope"},
 	}
 	for _, tt := range tests {
-		got, err := ParsePrefixes(tt.in)
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("ParsePrefixes(%q) error = %v, want %q", tt.in, err, tt.wantErr)
-			}
-			continue
+		var got struct {
+			P Prefixes `yaml:"p"`
 		}
-		if err != nil {
-			t.Errorf("ParsePrefixes(%q): %v", tt.in, err)
-			continue
+		if err := yaml.Unmarshal([]byte("p: "+tt.in), &got); err != nil {
+			t.Fatalf("%s: %v", tt.in, err)
 		}
-		var s []string
-		for _, p := range got {
-			s = append(s, p.String())
-		}
-		if !slices.Equal(s, tt.want) {
-			t.Errorf("ParsePrefixes(%q) = %q, want %q", tt.in, s, tt.want)
+		invalid, _ := got.P.invalid()
+		if prefixes(got.P) != tt.want || invalid != tt.invalid {
+			t.Errorf("%s: prefixes %q, invalid %q; want %q, %q", tt.in, prefixes(got.P), invalid, tt.want, tt.invalid)
 		}
 	}
 }

@@ -224,7 +224,7 @@ func TestEnvExpansion(t *testing.T) {
 				if got := c.Routes[0].To[0].Topic; got != "twilio.fallback" {
 					t.Errorf("topic = %q", got)
 				}
-				if got := c.Router.Routes[0].Targets[0].Topic.String(); got != "twilio.fallback" {
+				if got := c.Router().Routes[0].Targets[0].Topic.String(); got != "twilio.fallback" {
 					t.Errorf("compiled topic = %q", got)
 				}
 			},
@@ -293,12 +293,12 @@ func TestEnvExpansion(t *testing.T) {
 			},
 		},
 		{
-			name: "comma-separated tokens split by SplitList",
+			name: "comma-separated tokens split as they are decoded",
 			yaml: with(t, "auth_tokens: [tok]", `auth_tokens: ["${TWILIO_AUTH_TOKENS}", "sub-account-token"]`),
 			env:  map[string]string{"TWILIO_AUTH_TOKENS": "primary, secondary,,"},
 			check: func(t *testing.T, c *Config) {
-				if got := strings.Join(SplitList(c.Endpoints[0].AuthTokens), "|"); got != "primary|secondary|sub-account-token" {
-					t.Errorf("SplitList(auth_tokens) = %q", got)
+				if got := strings.Join(c.Endpoints[0].AuthTokens, "|"); got != "primary|secondary|sub-account-token" {
+					t.Errorf("auth_tokens = %q", got)
 				}
 			},
 		},
@@ -307,7 +307,8 @@ func TestEnvExpansion(t *testing.T) {
 			yaml: with(t, "auth_tokens: [tok]", "auth_tokens:\n      - ${T}"),
 			env:  map[string]string{"T": "a: b # c, [d]"},
 			check: func(t *testing.T, c *Config) {
-				if got := c.Endpoints[0].AuthTokens; len(got) != 1 || got[0] != "a: b # c, [d]" {
+				// Not re-parsed as YAML (a mapping, a comment, a sequence); split at the comma, as any list is.
+				if got := c.Endpoints[0].AuthTokens; len(got) != 2 || got[0] != "a: b # c" || got[1] != "[d]" {
 					t.Errorf("auth_tokens = %q", got)
 				}
 			},

@@ -73,7 +73,7 @@ func FuzzParse(f *testing.F) {
 		}
 		paths := map[string]bool{}
 		for i, ep := range c.Endpoints {
-			if len(SplitList(ep.AuthTokens)) == 0 {
+			if len(ep.AuthTokens) == 0 {
 				t.Fatalf("endpoints[%d] accepted without tokens", i)
 			}
 			u, err := url.Parse(ep.PublicURL)
@@ -90,7 +90,7 @@ func FuzzParse(f *testing.F) {
 		}
 		sinks := map[string]bool{}
 		for i, s := range c.Sinks {
-			if s.Kafka == nil || len(s.Kafka.BrokerList()) == 0 || sinks[s.Name] {
+			if s.Kafka == nil || len(s.Kafka.Brokers) == 0 || sinks[s.Name] {
 				t.Fatalf("sinks[%d] accepted: %+v", i, s)
 			}
 			sinks[s.Name] = true
@@ -98,10 +98,11 @@ func FuzzParse(f *testing.F) {
 		if !sinks[c.DeadLetter.Sink] || c.DeadLetter.Topic == "" || strings.ContainsAny(c.DeadLetter.Topic, "{}") {
 			t.Fatalf("dead_letter %+v accepted", c.DeadLetter)
 		}
-		if len(c.Router.Routes) != len(c.Routes) {
-			t.Fatalf("%d routes compiled into %d", len(c.Routes), len(c.Router.Routes))
+		router := c.Router()
+		if len(router.Routes) != len(c.Routes) {
+			t.Fatalf("%d routes compiled into %d", len(c.Routes), len(router.Routes))
 		}
-		for i, r := range c.Router.Routes {
+		for i, r := range router.Routes {
 			if r.Name != c.Routes[i].Name || len(r.Targets) == 0 || len(r.Targets) != len(c.Routes[i].To) ||
 				len(r.Match.Conditions) != len(c.Routes[i].Match.When) {
 				t.Fatalf("route %d compiled as %+v from %+v", i, r, c.Routes[i])

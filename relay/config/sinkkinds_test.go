@@ -49,7 +49,7 @@ func TestHTTPNATSRedisSinks(t *testing.T) {
       max_pending: 100
 `, func(t *testing.T, s Sink) {
 			n := s.NATS
-			if n == nil || len(n.URLList()) != 2 || n.Stream != "TWILIO" || n.MaxPending != 100 || time.Duration(n.Timeout) != 3*time.Second {
+			if n == nil || len(n.URLs) != 2 || n.Stream != "TWILIO" || n.MaxPending != 100 || time.Duration(n.Timeout) != 3*time.Second {
 				t.Errorf("nats: %+v", n)
 			}
 		}},

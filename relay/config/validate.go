@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -77,13 +76,13 @@ func (c *Config) validate() []error {
 	}
 
 	errs = append(errs, c.validateEndpoints()...)
-	sinks := map[string]bool{}
 	if len(c.Sinks) == 0 {
 		bad("sinks", "at least one sink is required")
 	}
+	names := map[string]bool{}
 	for i, s := range c.Sinks {
 		p := fmt.Sprintf("sinks[%d]", i)
-		checkName(bad, p+".name", s.Name, sinks)
+		checkName(bad, p+".name", s.Name, names)
 		set := s.kinds()
 		for _, k := range set {
 			for _, e := range k.validate(&s) {
@@ -94,14 +93,16 @@ func (c *Config) validate() []error {
 			bad(p, "set exactly one sink kind (%s); %d are set", strings.Join(SinkKinds(), ", "), len(set))
 		}
 	}
+	sinks := c.sinkNames()
 	if !sinks[c.DeadLetter.Sink] {
 		bad("dead_letter.sink", "%q names no sink", c.DeadLetter.Sink)
 	}
 	if c.DeadLetter.Topic == "" || strings.ContainsAny(c.DeadLetter.Topic, "{}") {
 		bad("dead_letter.topic", "a literal topic is required")
 	}
-	errs = append(errs, c.compileRoutes(sinks)...)
-	spooled := SplitList(c.Spool.Sinks)
+	_, routeErrs := c.compileRoutes(sinks)
+	errs = append(errs, routeErrs...)
+	spooled := c.Spool.Sinks
 	for _, n := range spooled {
 		if n != "*" && !sinks[n] {
 			bad("spool.sinks", "%q names no sink", n)
@@ -143,19 +144,19 @@ func (c *Config) validateEndpoints() []error {
 		} else if u.RawQuery != "" || u.ForceQuery || strings.ContainsAny(ep.PublicURL, "?#") || u.User != nil {
 			bad(p+".public_url", "must have no query, fragment or user:pass@ (the relay verifies the query it receives; credentials go in basic_auth)")
 		}
-		if len(SplitList(ep.AuthTokens)) == 0 {
+		if len(ep.AuthTokens) == 0 {
 			bad(p+".auth_tokens", "at least one auth token is required to verify X-Twilio-Signature")
 		}
 		if ep.BasicAuth != nil && (ep.BasicAuth.Username == "" || ep.BasicAuth.Password == "") {
 			bad(p+".basic_auth", "username and password are both required")
 		}
-		if _, err := ParsePrefixes(ep.AllowedCIDRs); err != nil {
-			bad(p+".allowed_cidrs", "%v", err)
+		if s, ok := ep.AllowedCIDRs.invalid(); ok {
+			bad(p+".allowed_cidrs", "%q is not a CIDR prefix or an address", s)
 		}
-		if _, err := ParsePrefixes(ep.TrustedProxies); err != nil {
-			bad(p+".trusted_proxies", "%v", err)
+		if s, ok := ep.TrustedProxies.invalid(); ok {
+			bad(p+".trusted_proxies", "%q is not a CIDR prefix or an address", s)
 		}
-		if ep.ClientIPHeader != "" && len(SplitList(ep.TrustedProxies)) == 0 {
+		if ep.ClientIPHeader != "" && len(ep.TrustedProxies) == 0 {
 			bad(p+".client_ip_header", "is believed only from trusted_proxies: list them")
 		}
 		if ep.MaxBody < 1<<10 || ep.MaxBody > 64<<20 {
@@ -173,14 +174,15 @@ func (c *Config) validateEndpoints() []error {
 	return errs
 }
 
-// compileRoutes checks the routes and builds c.Router.
-func (c *Config) compileRoutes(sinks map[string]bool) []error {
+// compileRoutes compiles the routes into a router, and checks them against the sinks there are. It
+// writes nothing: validation keeps the errors, Router the router.
+func (c *Config) compileRoutes(sinks map[string]bool) (relay.Router, []error) {
 	var errs []error
 	bad := func(path, format string, args ...any) {
 		errs = append(errs, &ruleError{path: path, msg: fmt.Sprintf(format, args...)})
 	}
 	names := map[string]bool{}
-	c.Router = relay.Router{}
+	var router relay.Router
 	for i, r := range c.Routes {
 		p := fmt.Sprintf("routes[%d]", i)
 		checkName(bad, p+".name", r.Name, names)
@@ -231,27 +233,18 @@ func (c *Config) compileRoutes(sinks map[string]bool) []error {
 			}
 			rt.Targets = append(rt.Targets, relay.Target{Sink: t.Sink, Topic: topic, Key: key})
 		}
-		c.Router.Routes = append(c.Router.Routes, rt)
+		router.Routes = append(router.Routes, rt)
 	}
-	return errs
+	return router, errs
 }
 
-// ParsePrefixes parses CIDR prefixes (a bare address is a one-address prefix); entries may be
-// comma-separated.
-func ParsePrefixes(in []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range SplitList(in) {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return nil, fmt.Errorf("%q is not a CIDR prefix or an address", s)
-			}
-			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
-		}
-		out = append(out, p.Masked())
+// sinkNames is the set of the sinks' names.
+func (c *Config) sinkNames() map[string]bool {
+	names := make(map[string]bool, len(c.Sinks))
+	for _, s := range c.Sinks {
+		names[s.Name] = true
 	}
-	return out, nil
+	return names
 }
 
 func globs(in []string) []relay.Glob {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/relaykit/twilio-relay/relay"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -239,6 +240,12 @@ func lineAt(root *yaml.Node, path string) int {
 
 var yamlUnmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
 
+// asWritten maps the types that decode a list of strings themselves to the shape they are written in.
+var asWritten = map[reflect.Type]reflect.Type{
+	reflect.TypeFor[relay.List](): reflect.TypeFor[[]string](),
+	reflect.TypeFor[Prefixes]():   reflect.TypeFor[[]string](),
+}
+
 // checkTypes reports, with its path and line, every value that cannot become the Go type it is decoded
 // into (a word where a number goes, a list where a mapping goes …) and every key repeated in one
 // mapping, and takes the offending node out so that the decoder goes on and reports nothing twice. The
@@ -252,6 +259,9 @@ func checkTypes(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 			checkTypes(c, t, path, errs)
 		}
 		return
+	}
+	if w, ok := asWritten[t]; ok {
+		t = w
 	}
 	if n.Kind == yaml.AliasNode || n.ShortTag() == "!!null" ||
 		reflect.PointerTo(t).Implements(textUnmarshaler) || reflect.PointerTo(t).Implements(yamlUnmarshaler) {

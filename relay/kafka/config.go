@@ -20,8 +20,8 @@ import (
 type Config struct {
 	// Brokers are the bootstrap brokers, host:port. An entry may hold several, comma-separated, so that
 	// one environment variable can carry the whole list.
-	Brokers  []string `yaml:"brokers"`
-	ClientID string   `yaml:"client_id"`
+	Brokers  relay.List `yaml:"brokers"`
+	ClientID string     `yaml:"client_id"`
 	// Acks is how many replicas must acknowledge a write: "all" (default), "one" or "none".
 	Acks string `yaml:"acks"`
 	// Mode is the CloudEvents Kafka binding mode: "binary" (default; attributes in ce_* headers, data as
@@ -89,9 +89,6 @@ func (c Config) Defaults() Config {
 	return c
 }
 
-// BrokerList returns the brokers, with comma-separated entries split and blanks dropped.
-func (c Config) BrokerList() []string { return relay.SplitList(c.Brokers) }
-
 // Validate reports every problem with c (after Defaults), each naming its field. It touches no file
 // and no network.
 func (c Config) Validate() []error {
@@ -99,11 +96,10 @@ func (c Config) Validate() []error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	brokers := c.BrokerList()
-	if len(brokers) == 0 {
+	if len(c.Brokers) == 0 {
 		bad("brokers", "at least one broker is required")
 	}
-	for _, b := range brokers {
+	for _, b := range c.Brokers {
 		if i := strings.LastIndexByte(b, ':'); i <= 0 || i == len(b)-1 {
 			bad("brokers", "%q is not host:port", b)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/kafka"
+	"go.yaml.in/yaml/v3"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -47,19 +48,25 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
-func TestConfigBrokerList(t *testing.T) {
+// TestConfigBrokersDecoded: brokers arrive split as they are decoded, so that one environment variable
+// can carry the list.
+func TestConfigBrokersDecoded(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		in   []string
+		in   string
 		want []string
 	}{
-		{nil, nil},
-		{[]string{"a:1"}, []string{"a:1"}},
-		{[]string{"a:1, b:2"}, []string{"a:1", "b:2"}},
-		{[]string{" a:1 ,,b:2,", "", " ", "c:3"}, []string{"a:1", "b:2", "c:3"}},
+		{`[]`, nil},
+		{`["a:1"]`, []string{"a:1"}},
+		{`["a:1, b:2"]`, []string{"a:1", "b:2"}},
+		{`[" a:1 ,,b:2,", "", " ", "c:3"]`, []string{"a:1", "b:2", "c:3"}},
 	} {
-		if got := (kafka.Config{Brokers: tc.in}).BrokerList(); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("BrokerList(%q) = %q, want %q", tc.in, got, tc.want)
+		var c kafka.Config
+		if err := yaml.Unmarshal([]byte("brokers: "+tc.in), &c); err != nil {
+			t.Fatalf("%s: %v", tc.in, err)
+		}
+		if got := []string(c.Brokers); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("brokers %s = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
@@ -81,10 +88,10 @@ func TestConfigValidate(t *testing.T) {
 			c.TLS = kafka.TLSConfig{Enabled: true, CertFile: "c.pem", KeyFile: "k.pem"}
 		}, nil},
 		{"no brokers", func(c *kafka.Config) { c.Brokers = nil }, []string{"brokers: at least one"}},
-		{"only blanks", func(c *kafka.Config) { c.Brokers = []string{" , "} }, []string{"brokers: at least one"}},
+		{"only blanks", func(c *kafka.Config) { c.Brokers = relay.ParseList(" , ") }, []string{"brokers: at least one"}},
 		{"no port", func(c *kafka.Config) { c.Brokers = []string{"kafka"} }, []string{`brokers: "kafka" is not host:port`}},
 		{"no host", func(c *kafka.Config) { c.Brokers = []string{":9092"} }, []string{`brokers: ":9092" is not host:port`}},
-		{"empty port", func(c *kafka.Config) { c.Brokers = []string{"a:1,kafka:"} }, []string{`brokers: "kafka:" is not host:port`}},
+		{"empty port", func(c *kafka.Config) { c.Brokers = relay.ParseList("a:1,kafka:") }, []string{`brokers: "kafka:" is not host:port`}},
 		{"acks", func(c *kafka.Config) { c.Acks = "two" }, []string{"acks:"}},
 		{"mode", func(c *kafka.Config) { c.Mode = "json" }, []string{"mode:"}},
 		{"compression", func(c *kafka.Config) { c.Compression = "brotli" }, []string{"compression:"}},

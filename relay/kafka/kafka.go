@@ -59,7 +59,7 @@ func New(name string, cfg Config, logger *slog.Logger) (*Sink, error) {
 		SASL:        mech,
 		MetadataTTL: 10 * time.Second,
 	}
-	brokers := cfg.BrokerList()
+	brokers := cfg.Brokers
 	log := logger.With(slog.String("sink", name))
 	newWriter := func(batchSize int) *kafkago.Writer {
 		return &kafkago.Writer{

@@ -25,7 +25,7 @@ func ReadTopic(ctx context.Context, cfg Config, topic string, fn func(kafkago.Me
 	}
 	d := &kafkago.Dialer{Timeout: time.Duration(cfg.DialTimeout), ClientID: cfg.ClientID, TLS: tlsCfg, SASLMechanism: mech, DualStack: true}
 	var conn *kafkago.Conn
-	for _, b := range cfg.BrokerList() {
+	for _, b := range cfg.Brokers {
 		if conn, err = d.DialContext(ctx, "tcp", b); err == nil {
 			break
 		}
@@ -40,7 +40,7 @@ func ReadTopic(ctx context.Context, cfg Config, topic string, fn func(kafkago.Me
 	}
 	slices.SortFunc(parts, func(a, b kafkago.Partition) int { return a.ID - b.ID })
 	for _, p := range parts {
-		if err := readPartition(ctx, d, cfg.BrokerList()[0], topic, p.ID, fn); err != nil {
+		if err := readPartition(ctx, d, cfg.Brokers[0], topic, p.ID, fn); err != nil {
 			return err
 		}
 	}

@@ -14,7 +14,7 @@ import (
 type Config struct {
 	// URLs are the servers (nats://, tls://, ws:// or wss://). An entry may hold several,
 	// comma-separated, so that one environment variable can carry the whole list.
-	URLs []string `yaml:"urls"`
+	URLs relay.List `yaml:"urls"`
 	// Credentials: at most one of username/password, token and creds_file (a JWT + NKey seed file).
 	Username  string `yaml:"username"`
 	Password  string `yaml:"password"`
@@ -51,9 +51,6 @@ func (c Config) Defaults() Config {
 	return c
 }
 
-// URLList returns the server URLs, with comma-separated entries split and blanks dropped.
-func (c Config) URLList() []string { return relay.SplitList(c.URLs) }
-
 // Validate reports every problem with c (after Defaults), each naming its field. It touches no file
 // and no network.
 func (c Config) Validate() []error {
@@ -61,11 +58,10 @@ func (c Config) Validate() []error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	urls := c.URLList()
-	if len(urls) == 0 {
+	if len(c.URLs) == 0 {
 		bad("urls", "at least one server URL is required")
 	}
-	for _, s := range urls {
+	for _, s := range c.URLs {
 		u, err := url.Parse(s)
 		if err != nil || u.Host == "" {
 			bad("urls", "%q is not a URL such as nats://host:4222", s)

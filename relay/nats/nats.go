@@ -69,7 +69,7 @@ func New(name string, cfg Config, logger *slog.Logger) (*Sink, error) {
 	case cfg.CredsFile != "":
 		opts = append(opts, natsgo.UserCredentials(cfg.CredsFile))
 	}
-	nc, err := natsgo.Connect(strings.Join(cfg.URLList(), ","), opts...)
+	nc, err := natsgo.Connect(strings.Join(cfg.URLs, ","), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("nats sink %s: connect: %w", name, err)
 	}

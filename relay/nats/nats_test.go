@@ -213,7 +213,7 @@ func TestValidate(t *testing.T) {
 		want string
 	}{
 		{"minimal", nats.Config{URLs: []string{"nats://localhost:4222"}}, ""},
-		{"list in one entry", nats.Config{URLs: []string{"nats://a:4222, tls://b:4222"}, Stream: "TWILIO", Mode: "structured"}, ""},
+		{"list in one entry", nats.Config{URLs: relay.ParseList("nats://a:4222, tls://b:4222"), Stream: "TWILIO", Mode: "structured"}, ""},
 		{"no url", nats.Config{}, "urls"},
 		{"no scheme", nats.Config{URLs: []string{"localhost:4222"}}, "urls"},
 		{"scheme", nats.Config{URLs: []string{"http://a:4222"}}, "scheme"},

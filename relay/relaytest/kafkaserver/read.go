@@ -7,6 +7,7 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/kafka"
 )
 
@@ -19,7 +20,7 @@ func ReadTopic(t testing.TB, addr, topic string) []kafkago.Message {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out []kafkago.Message
-	err := kafka.ReadTopic(ctx, kafka.Config{Brokers: []string{addr}}, topic, func(m kafkago.Message) error {
+	err := kafka.ReadTopic(ctx, kafka.Config{Brokers: relay.ParseList(addr)}, topic, func(m kafkago.Message) error {
 		out = append(out, m)
 		return nil
 	})
