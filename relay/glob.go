@@ -30,12 +30,16 @@ func (g Glob) Match(s string) bool {
 	return px == len(p)
 }
 
-// matchAny reports whether s matches one of globs; an empty list matches everything.
-func matchAny(globs []Glob, s string) bool {
-	if len(globs) == 0 {
+// Globs is a list of patterns: it matches what one of them matches, and an empty list matches everything
+// (a route's criterion left out).
+type Globs []Glob
+
+// Match reports whether s matches one of the patterns, or the list is empty.
+func (gs Globs) Match(s string) bool {
+	if len(gs) == 0 {
 		return true
 	}
-	for _, g := range globs {
+	for _, g := range gs {
 		if g.Match(s) {
 			return true
 		}

@@ -16,10 +16,10 @@ type Route struct {
 
 // Match selects events. Every non-empty criterion must hold; an empty Match matches every event.
 type Match struct {
-	Types          []Glob
-	Sources        []Glob
-	DataSchemas    []Glob
-	Endpoints      []Glob
+	Types          Globs
+	Sources        Globs
+	DataSchemas    Globs
+	Endpoints      Globs
 	SchemaVersions []int
 	Conditions     []Condition
 }
@@ -52,8 +52,8 @@ type Delivery struct {
 
 // Matches reports whether the event satisfies m.
 func (m *Match) Matches(e *Event) bool {
-	if !matchAny(m.Types, e.Type) || !matchAny(m.Sources, e.Source) ||
-		!matchAny(m.DataSchemas, e.DataSchema) || !matchAny(m.Endpoints, e.Endpoint) {
+	if !m.Types.Match(e.Type) || !m.Sources.Match(e.Source) ||
+		!m.DataSchemas.Match(e.DataSchema) || !m.Endpoints.Match(e.Endpoint) {
 		return false
 	}
 	if len(m.SchemaVersions) > 0 {

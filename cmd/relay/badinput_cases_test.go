@@ -17,9 +17,8 @@ import (
 	"testing"
 	"time"
 
-	kafkago "github.com/segmentio/kafka-go"
-
 	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/kafka"
 	"github.com/relaykit/twilio-relay/relay/relaytest/kafkaserver"
 	"github.com/relaykit/twilio-relay/relay/twilio"
 )
@@ -331,7 +330,7 @@ func checkBadInputTopics(t *testing.T, addr string, attempts map[string]int, del
 	t.Helper()
 	events := append(readTopic(t, addr, "twilio.messaging"), readTopic(t, addr, "twilio.other")...)
 	dls := readTopic(t, addr, "twilio.deadletter")
-	for _, m := range append(append([]kafkago.Message(nil), events...), dls...) {
+	for _, m := range append(append([]kafka.Record(nil), events...), dls...) {
 		found := bytes.Contains(m.Key, []byte(forgedPrefix)) || bytes.Contains(m.Value, []byte(forgedPrefix))
 		for _, h := range m.Headers {
 			found = found || bytes.Contains(h.Value, []byte(forgedPrefix))

@@ -59,7 +59,7 @@ func BenchmarkPerEventDecode(b *testing.B) {
 
 func BenchmarkPerEventDedupe(b *testing.B) {
 	c, _ := dedupe.New(dedupe.Config{Window: time.Hour, MaxIDs: 10_000_000})
-	defer c.Close()
+	defer c.Close(context.Background())
 	i := 0
 	b.ReportAllocs()
 	for b.Loop() {
@@ -108,7 +108,7 @@ func BenchmarkPerEventAll(b *testing.B) {
 	q := u[strings.IndexByte(u, '?')+1:]
 	v := twilio.NewVerifier([]string{token})
 	c, _ := dedupe.New(dedupe.Config{Window: time.Hour, MaxIDs: 10_000_000})
-	defer c.Close()
+	defer c.Close(context.Background())
 	r := benchRouter()
 	i := 0
 	b.ReportAllocs()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,7 +18,7 @@ const devToken = "dev-auth-token"
 
 // runDev runs the relay from the shipped configuration against an in-memory broker, sends the built-in
 // samples once, and prints every record that reaches the broker, until interrupted.
-func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
@@ -31,7 +32,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	defer broker.Close()
+	defer func() { err = errors.Join(err, broker.Close(context.Background())) }()
 	publicURL := "http://" + *listen + "/twilio/events"
 	env := map[string]string{
 		"RELAY_LISTEN": *listen, "RELAY_ADMIN_LISTEN": *admin, "RELAY_PUBLIC_URL": publicURL,

@@ -12,8 +12,6 @@ import (
 	"slices"
 	"time"
 
-	kafkago "github.com/segmentio/kafka-go"
-
 	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/config"
 	"github.com/relaykit/twilio-relay/relay/filesink"
@@ -77,8 +75,8 @@ func readDeadLetters(ctx context.Context, cfg *config.Config, file string, keep 
 			case s.File != nil:
 				file = s.File.Path
 			case s.Kafka != nil:
-				return kafka.ReadTopic(ctx, *s.Kafka, cfg.DeadLetter.Topic, func(m kafkago.Message) error {
-					keep(fromKafka(m))
+				return kafka.ReadTopic(ctx, *s.Kafka, cfg.DeadLetter.Topic, func(r kafka.Record) error {
+					keep(fromKafka(r))
 					return nil
 				})
 			}
@@ -93,16 +91,12 @@ func readDeadLetters(ctx context.Context, cfg *config.Config, file string, keep 
 	})
 }
 
-func fromKafka(m kafkago.Message) (deadLetter, bool) {
-	h := map[string]string{}
-	for _, x := range m.Headers {
-		h[x.Key] = string(x.Value)
+func fromKafka(r kafka.Record) (deadLetter, bool) {
+	if r.Header("content-type") == "application/cloudevents+json" {
+		return fromCloudEvent(r.Value)
 	}
-	if h["content-type"] == "application/cloudevents+json" {
-		return fromCloudEvent(m.Value)
-	}
-	return deadLetter{Endpoint: h["ce_endpoint"], Reason: h["ce_deadletterreason"], OriginalID: h["ce_originalid"], Raw: m.Value},
-		h["ce_type"] == relay.DeadLetterType
+	return deadLetter{Endpoint: r.Header("ce_endpoint"), Reason: r.Header("ce_deadletterreason"), OriginalID: r.Header("ce_originalid"), Raw: r.Value},
+		r.Header("ce_type") == relay.DeadLetterType
 }
 
 func fromCloudEvent(b []byte) (deadLetter, bool) {
@@ -129,7 +123,7 @@ func fromCloudEvent(b []byte) (deadLetter, bool) {
 
 // replay sends the dead letters through a pipeline built from cfg, without listeners and without the
 // spool (a running relay may hold it).
-func replay(ctx context.Context, cfg *config.Config, dls []deadLetter, stdout, stderr io.Writer) error {
+func replay(ctx context.Context, cfg *config.Config, dls []deadLetter, stdout, stderr io.Writer) (err error) {
 	c := *cfg
 	c.Spool.Sinks = nil
 	r, err := NewRelay(&c, newLogger(c.Log, stderr))
@@ -139,7 +133,7 @@ func replay(ctx context.Context, cfg *config.Config, dls []deadLetter, stdout, s
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		_ = r.Close(cctx)
+		err = errors.Join(err, r.Close(cctx))
 	}()
 	opts := map[string]twilio.DecodeOptions{}
 	for _, e := range cfg.Endpoints {

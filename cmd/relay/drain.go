@@ -28,7 +28,7 @@ func (r *Relay) stopIntake(ctx context.Context) error {
 	var err error
 	r.intake.once.Do(func() {
 		r.intake.stopped.Store(true)
-		err = r.server.Shutdown(ctx)
+		err = r.server.Close(ctx)
 	})
 	return err
 }

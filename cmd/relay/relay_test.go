@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	kafkago "github.com/segmentio/kafka-go"
-
 	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/config"
+	"github.com/relaykit/twilio-relay/relay/kafka"
 	"github.com/relaykit/twilio-relay/relay/relaytest/kafkaserver"
 	"github.com/relaykit/twilio-relay/relay/twilio"
 	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
@@ -149,12 +148,12 @@ func (h *harness) post(evs ...json.RawMessage) twiliotest.Response {
 }
 
 // readTopic returns every record in every partition of topic.
-func readTopic(t *testing.T, addr, topic string) []kafkago.Message {
+func readTopic(t *testing.T, addr, topic string) []kafka.Record {
 	t.Helper()
 	return kafkaserver.ReadTopic(t, addr, topic)
 }
 
-func header(m kafkago.Message, key string) string {
+func header(m kafka.Record, key string) string {
 	for _, h := range m.Headers {
 		if h.Key == key {
 			return string(h.Value)
@@ -164,7 +163,7 @@ func header(m kafkago.Message, key string) string {
 }
 
 // countByID counts records per ce_id header (binary mode).
-func countByID(ms []kafkago.Message) map[string]int {
+func countByID(ms []kafka.Record) map[string]int {
 	n := map[string]int{}
 	for _, m := range ms {
 		n[header(m, "ce_id")]++

@@ -35,11 +35,9 @@ type Relay struct {
 	dedupe   *dedupe.Cache
 	spool    *spool.Spool   // nil when no sink spools
 	shared   *redis.Deduper // nil without a shared dedupe tier
-	drainer  context.CancelFunc
 	server   *receiver.Server
 	admin    *admin.Handler
 	pipeline *relay.Pipeline
-	adminHS  *http.Server
 	intake   intake
 
 	// Addr and AdminAddr are the bound addresses once Open has returned.
@@ -55,10 +53,18 @@ func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
 }
 
-// NewRelay builds every component from cfg. Nothing listens yet.
-func NewRelay(cfg *config.Config, log *slog.Logger) (*Relay, error) {
+// NewRelay builds every component from cfg. Nothing listens yet. When a component cannot be built, those
+// built before it are closed.
+func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 	goredis.SetLogger(redisLog{log})
 	r := &Relay{cfg: cfg, log: log, sinks: map[string]relay.Sink{}, intake: intake{closing: make(chan struct{})}}
+	defer func() {
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Limits.ShutdownTimeout))
+			defer cancel()
+			err = errors.Join(err, r.Close(ctx))
+		}
+	}()
 	metrics := prometheus.New()
 	pingers := map[string]relay.Pinger{}
 	var kafkaSinks []*kafka.Sink
@@ -191,12 +197,9 @@ func (r *Relay) Open() error {
 		return fmt.Errorf("admin listen: %w", err)
 	}
 	r.Addr, r.AdminAddr = ln.Addr().String(), aln.Addr().String()
-	if r.spool != nil { // drain what a previous run left, and what this one stores
-		ctx, cancel := context.WithCancel(context.Background())
-		r.drainer = cancel
-		r.spool.Start(ctx, r.pipeline.Redeliver)
+	if r.spool != nil { // drain what a previous run left, and what this one stores, until Close
+		r.spool.Start(context.Background(), r.pipeline.Redeliver)
 	}
-	r.adminHS = &http.Server{Handler: r.admin, ReadHeaderTimeout: 5 * time.Second}
 	r.served = make(chan error, 2)
 	go func() {
 		if err := r.server.Serve(ln); err != nil || !r.intake.stopped.Load() { // not stopped by /drain
@@ -204,7 +207,7 @@ func (r *Relay) Open() error {
 		}
 	}()
 	go func() {
-		if err := r.adminHS.Serve(aln); !errors.Is(err, http.ErrServerClosed) {
+		if err := r.admin.Serve(aln); err != nil {
 			r.served <- err
 		}
 	}()
@@ -216,36 +219,44 @@ func (r *Relay) Open() error {
 // Served reports a listener that stopped on its own.
 func (r *Relay) Served() <-chan error { return r.served }
 
-// Close shuts down in order: fail readiness, stop taking requests and finish those in flight, flush and
-// close the sinks, then stop the admin listener. ctx bounds the whole.
+// closer is one step of shutting down: a component's whole Close.
+type closer struct {
+	name  string
+	close func(context.Context) error
+}
+
+// Close shuts down in order, each component by its own Close: fail readiness; stop taking requests and
+// finish those in flight (unless GET /drain did); stop the spool's drainers (what they were delivering stays in the spool) and
+// close its file; flush and close the sinks; close the dedupe tiers; stop the admin listener. ctx bounds
+// the whole; every error is returned. Components NewRelay did not get to build are skipped.
 func (r *Relay) Close(ctx context.Context) error {
-	var errs []error
-	r.beginClose()
-	r.admin.Drain()
-	if err := r.stopIntake(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("receiver: %w", err))
+	r.beginClose() // a /drain still waiting for the spool returns
+	if r.admin != nil {
+		r.admin.Drain()
 	}
-	if r.spool != nil && r.drainer != nil {
-		r.drainer() // entries being drained stay in the spool unless their sink acknowledged them
-		r.spool.Wait()
-	}
-	for name, s := range r.sinks {
-		if err := s.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("sink %s: %w", name, err))
-		}
-	}
-	r.dedupe.Close()
-	if r.shared != nil {
-		_ = r.shared.Close()
+	var order []closer
+	if r.server != nil {
+		order = append(order, closer{"receiver", r.stopIntake}) // unless /drain stopped it already
 	}
 	if r.spool != nil {
-		if err := r.spool.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("spool: %w", err))
-		}
+		order = append(order, closer{"spool", r.spool.Close})
 	}
-	if r.adminHS != nil {
-		if err := r.adminHS.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("admin: %w", err))
+	for _, name := range slices.Sorted(maps.Keys(r.sinks)) {
+		order = append(order, closer{"sink " + name, r.sinks[name].Close})
+	}
+	if r.dedupe != nil {
+		order = append(order, closer{"dedupe", r.dedupe.Close})
+	}
+	if r.shared != nil {
+		order = append(order, closer{"shared dedupe", r.shared.Close})
+	}
+	if r.admin != nil {
+		order = append(order, closer{"admin", r.admin.Close})
+	}
+	var errs []error
+	for _, c := range order {
+		if err := c.close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -7,6 +7,8 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"sync"
@@ -36,10 +38,11 @@ type Config struct {
 	Handlers map[string]http.Handler
 }
 
-// Handler serves the admin endpoints.
+// Handler serves the admin endpoints, on its own listener (Serve) until Close.
 type Handler struct {
 	mux      *http.ServeMux
 	cfg      Config
+	srv      *http.Server
 	draining atomic.Bool
 
 	mu       sync.Mutex
@@ -53,6 +56,7 @@ func New(cfg Config) *Handler {
 		cfg.CheckEvery = time.Second
 	}
 	h := &Handler{mux: http.NewServeMux(), cfg: cfg}
+	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -81,8 +85,20 @@ func New(cfg Config) *Handler {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// Drain makes /readyz fail from now on, so that load balancers stop sending before the listener closes.
+// Serve serves the admin endpoints on ln until Close, and then returns nil.
+func (h *Handler) Serve(ln net.Listener) error {
+	if err := h.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Drain makes /readyz fail from now on, so that load balancers stop sending before the listeners close:
+// the first step of shutting down, Close the last.
 func (h *Handler) Drain() { h.draining.Store(true) }
+
+// Close stops the listener and waits for the requests in flight, within ctx.
+func (h *Handler) Close(ctx context.Context) error { return h.srv.Shutdown(ctx) }
 
 func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
 	if h.draining.Load() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -90,5 +91,30 @@ func TestReadinessWithSpool(t *testing.T) {
 	plain.err.Store(&down)
 	if code, _ := get(t, h, "/readyz"); code != 503 {
 		t.Fatalf("/readyz with a sink that does not spool down = %d, want 503", code)
+	}
+}
+
+// TestServeAndClose: the admin listener serves until Close, and Serve then returns nil.
+func TestServeAndClose(t *testing.T) {
+	h := New(Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- h.Serve(ln) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if err := h.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve after Close: %v", err)
+	}
+	if _, err := http.Get("http://" + ln.Addr().String() + "/healthz"); err == nil {
+		t.Fatal("the listener still answers after Close")
 	}
 }

@@ -9,6 +9,7 @@
 package dedupe
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
@@ -141,11 +142,13 @@ func (c *Cache) Remember(key string) bool {
 // already). Tests and measurements use it.
 func (c *Cache) Wait() { c.settleRecent() }
 
-// Close stops the cache's goroutines.
-func (c *Cache) Close() {
+// Close stops the cache's goroutines and releases its memory. It never fails; the context is there for
+// the shape every long-lived component of the relay shares.
+func (c *Cache) Close(context.Context) error {
 	c.closeOnce.Do(func() {
 		close(c.stop)
 		<-c.stopped
 		c.c.Close()
 	})
+	return nil
 }

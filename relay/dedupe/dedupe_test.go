@@ -1,6 +1,7 @@
 package dedupe
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"sync"
@@ -14,7 +15,7 @@ func TestRememberSeenExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer c.Close(context.Background())
 	if c.Seen("a") {
 		t.Fatal("fresh cache has seen a")
 	}
@@ -52,7 +53,7 @@ func TestMissedUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer c.Close(context.Background())
 	var refused atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -115,13 +116,13 @@ func BenchmarkMemoryPerID(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/ids, "bytes/id")
-		c.Close()
+		_ = c.Close(context.Background())
 	}
 }
 
 func BenchmarkSeenRemember(b *testing.B) {
 	c, _ := New(Config{Window: time.Hour, MaxIDs: 10_000_000})
-	defer c.Close()
+	defer c.Close(context.Background())
 	var n atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -140,7 +141,7 @@ func TestSeenOnceRemembered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer c.Close(context.Background())
 	var wg sync.WaitGroup
 	var unseen atomic.Int64
 	for w := range 4 {

@@ -32,8 +32,11 @@ func Start(port int) (*Broker, error) {
 // Addr returns the broker's host:port.
 func (b *Broker) Addr() string { return b.c.ListenAddrs()[0] }
 
-// Close stops the broker; everything it held is gone.
-func (b *Broker) Close() { b.c.Close() }
+// Close stops the broker; everything it held is gone. It never fails.
+func (b *Broker) Close(context.Context) error {
+	b.c.Close()
+	return nil
+}
 
 // Tail prints every record written to any topic, as it arrives, until ctx ends.
 func (b *Broker) Tail(ctx context.Context, w io.Writer) error {

@@ -35,7 +35,7 @@ func TestCloseReleasesConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	defer b.Close(context.Background())
 	s, err := kafka.New("leak", kafka.Config{Brokers: []string{b.Addr()}, AllowAutoTopicCreation: true}.Defaults(), discardLogger())
 	if err != nil {
 		t.Fatal(err)

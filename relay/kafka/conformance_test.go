@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	kafkago "github.com/segmentio/kafka-go"
-
 	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/kafka"
 	"github.com/relaykit/twilio-relay/relay/relaytest/conformance"
@@ -84,7 +82,7 @@ func (r *conformanceReader) Refused(topic string) (relay.Message, bool) {
 func (r *conformanceReader) Stall(*testing.T, string) (func(), bool) { return nil, false }
 
 // conformanceReadTopic returns every record of topic, partition by partition (so in order per key).
-func conformanceReadTopic(t *testing.T, addr, topic string) []kafkago.Message {
+func conformanceReadTopic(t *testing.T, addr, topic string) []kafka.Record {
 	t.Helper()
 	return kafkaserver.ReadTopic(t, addr, topic)
 }

@@ -5,8 +5,6 @@ import (
 	"reflect"
 	"testing"
 
-	kafkago "github.com/segmentio/kafka-go"
-
 	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/kafka"
 )
@@ -48,7 +46,7 @@ func TestEncode(t *testing.T) {
 			if km.Topic != "t" || string(km.Key) != "k" || string(km.Value) != string(tc.ev.Data) {
 				t.Errorf("topic %q key %q value %q", km.Topic, km.Key, km.Value)
 			}
-			if got := headers(t, km); !reflect.DeepEqual(got, tc.want) {
+			if got := headers(t, record(km)); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("headers\n got %v\nwant %v", got, tc.want)
 			}
 		})
@@ -61,19 +59,19 @@ func TestEncode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := headers(t, km); !reflect.DeepEqual(got, hdrs("content-type", "application/cloudevents+json")) {
+			if got := headers(t, record(km)); !reflect.DeepEqual(got, hdrs("content-type", "application/cloudevents+json")) {
 				t.Errorf("headers %v", got)
 			}
 			if km.Key != nil {
 				t.Errorf("key %q, want none", km.Key)
 			}
-			checkStructured(t, km, ev)
+			checkStructured(t, record(km), ev)
 		}
 	})
 }
 
 // checkStructured checks that a structured-mode record holds ev in the CloudEvents JSON format.
-func checkStructured(t testing.TB, km kafkago.Message, ev *relay.Event) {
+func checkStructured(t testing.TB, km kafka.Record, ev *relay.Event) {
 	t.Helper()
 	var got map[string]any
 	if err := json.Unmarshal(km.Value, &got); err != nil {

@@ -12,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	kafkago "github.com/segmentio/kafka-go"
-
 	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/kafka"
 	"github.com/relaykit/twilio-relay/relay/relaytest/kafkaserver"
+	kafkago "github.com/segmentio/kafka-go"
 )
 
 // newSink returns a sink for cfg (brokers filled in from addr when empty) closed in t.Cleanup.
@@ -91,13 +90,22 @@ func msg(topic, key string, e *relay.Event) relay.Message {
 }
 
 // readTopic returns every record in every partition of topic, in partition then offset order.
-func readTopic(t testing.TB, addr, topic string) []kafkago.Message {
+func readTopic(t testing.TB, addr, topic string) []kafka.Record {
 	t.Helper()
 	return kafkaserver.ReadTopic(t, addr, topic)
 }
 
+// record is an encoded message as a topic would give it back, to compare with what a topic holds.
+func record(km kafkago.Message) kafka.Record {
+	r := kafka.Record{Topic: km.Topic, Key: km.Key, Value: km.Value}
+	for _, h := range km.Headers {
+		r.Headers = append(r.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+	}
+	return r
+}
+
 // headers returns a record's headers as a map, failing the test on a repeated header.
-func headers(t testing.TB, m kafkago.Message) map[string]string {
+func headers(t testing.TB, m kafka.Record) map[string]string {
 	t.Helper()
 	h := make(map[string]string, len(m.Headers))
 	for _, kv := range m.Headers {
@@ -110,9 +118,9 @@ func headers(t testing.TB, m kafkago.Message) map[string]string {
 }
 
 // byID indexes binary-mode records by their ce_id header, failing on duplicates.
-func byID(t testing.TB, ms []kafkago.Message) map[string]kafkago.Message {
+func byID(t testing.TB, ms []kafka.Record) map[string]kafka.Record {
 	t.Helper()
-	out := make(map[string]kafkago.Message, len(ms))
+	out := make(map[string]kafka.Record, len(ms))
 	for _, m := range ms {
 		id := headers(t, m)["ce_id"]
 		if _, dup := out[id]; dup {

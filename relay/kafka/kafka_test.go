@@ -95,7 +95,7 @@ func TestSink(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h, wh := headers(t, r), headers(t, want); !reflect.DeepEqual(h, wh) {
+			if h, wh := headers(t, r), headers(t, record(want)); !reflect.DeepEqual(h, wh) {
 				t.Errorf("%s: headers\n got %v\nwant %v", m.Event.ID, h, wh)
 			}
 			if string(r.Value) != string(m.Event.Data) || string(r.Key) != string(m.Key) {
@@ -186,7 +186,7 @@ func TestSink(t *testing.T) {
 				for i, r := range recs { // one partition, one key: in write order
 					m := msgs[i]
 					want, _ := kafka.Encode(m, false)
-					if string(r.Value) != string(m.Event.Data) || string(r.Key) != "SM1" || !reflect.DeepEqual(headers(t, r), headers(t, want)) {
+					if string(r.Value) != string(m.Event.Data) || string(r.Key) != "SM1" || !reflect.DeepEqual(headers(t, r), headers(t, record(want))) {
 						t.Errorf("record %d differs: key %q headers %v value %.40q...", i, r.Key, headers(t, r), r.Value)
 					}
 				}

@@ -10,11 +10,45 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 )
 
+// Record is a record read back from a topic.
+type Record struct {
+	Topic      string
+	Partition  int
+	Offset     int64
+	Key, Value []byte
+	Headers    []Header
+	Time       time.Time
+}
+
+// Header is a record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Header returns the value of the record's first header named key, "" when it has none.
+func (r Record) Header(key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func recordOf(m kafkago.Message) Record {
+	hs := make([]Header, len(m.Headers))
+	for i, h := range m.Headers {
+		hs[i] = Header{Key: h.Key, Value: h.Value}
+	}
+	return Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Headers: hs, Time: m.Time}
+}
+
 // ReadTopic calls fn for every record of topic, partition by partition, from the first offset to the end
-// offset each partition has when ReadTopic reaches it: records written meanwhile are not read. It uses the
-// sink configuration's brokers, TLS and SASL. `relay dlq replay` reads the dead-letter topic with it.
-func ReadTopic(ctx context.Context, cfg Config, topic string, fn func(kafkago.Message) error) error {
-	cfg = cfg.Defaults()
+// offset each partition has when ReadTopic reaches it: records written meanwhile are not read. cfg is a
+// sink configuration with its Defaults: ReadTopic uses its brokers, TLS and SASL. `relay dlq replay` reads
+// the dead-letter topic with it, and the load generator counts what reached Kafka.
+func ReadTopic(ctx context.Context, cfg Config, topic string, fn func(Record) error) error {
 	tlsCfg, err := cfg.TLS.tlsConfig()
 	if err != nil {
 		return err
@@ -47,7 +81,7 @@ func ReadTopic(ctx context.Context, cfg Config, topic string, fn func(kafkago.Me
 	return nil
 }
 
-func readPartition(ctx context.Context, d *kafkago.Dialer, broker, topic string, partition int, fn func(kafkago.Message) error) error {
+func readPartition(ctx context.Context, d *kafkago.Dialer, broker, topic string, partition int, fn func(Record) error) error {
 	pc, err := d.DialLeader(ctx, "tcp", broker, topic, partition)
 	if err != nil {
 		return fmt.Errorf("kafka: leader of %s/%d: %w", topic, partition, err)
@@ -73,7 +107,7 @@ func readPartition(ctx context.Context, d *kafkago.Dialer, broker, topic string,
 				break
 			}
 			off = m.Offset + 1
-			if err := fn(m); err != nil {
+			if err := fn(recordOf(m)); err != nil {
 				batch.Close()
 				return err
 			}

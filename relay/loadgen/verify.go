@@ -3,10 +3,10 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 
-	kafkago "github.com/segmentio/kafka-go"
+	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/kafka"
 )
 
 // Verification is the check that every event answered 2xx reached Kafka.
@@ -44,69 +44,37 @@ func VerifyKafka(ctx context.Context, broker, topic string, accepted []string) (
 	return v, nil
 }
 
-// ReadIDs counts records per event id in every partition of topic.
+// ReadIDs counts records per event id in every partition of topic, read from broker (host:port; several
+// may be given, comma-separated) with the relay's own topic reader.
 func ReadIDs(ctx context.Context, broker, topic string) (map[string]int, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	conn, err := kafkago.DialContext(ctx, "tcp", broker)
-	if err != nil {
-		return nil, 0, err
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		return nil, 0, fmt.Errorf("partitions of %s: %w", topic, err)
-	}
 	ids := map[string]int{}
 	records := 0
-	for _, p := range parts {
-		pc, err := kafkago.DialLeader(ctx, "tcp", broker, topic, p.ID)
-		if err != nil {
-			return nil, 0, err
-		}
-		first, last, err := pc.ReadOffsets()
-		if err == nil {
-			_, err = pc.Seek(first, kafkago.SeekAbsolute)
-		}
-		for off := first; err == nil && off < last; {
-			_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
-			b := pc.ReadBatch(1, 10<<20)
-			for {
-				m, merr := b.ReadMessage()
-				if merr != nil {
-					break
-				}
-				records++
-				countIDs(ids, m)
-				off = m.Offset + 1
-			}
-			if cerr := b.Close(); cerr != nil && off < last {
-				err = fmt.Errorf("read %s/%d at %d: %w", topic, p.ID, off, cerr)
-			}
-		}
-		pc.Close()
-		if err != nil {
-			return nil, 0, err
-		}
+	err := kafka.ReadTopic(ctx, kafka.Config{Brokers: relay.ParseList(broker)}.Defaults(), topic, func(r kafka.Record) error {
+		records++
+		countIDs(ids, r)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	return ids, records, nil
 }
 
-func countIDs(ids map[string]int, m kafkago.Message) {
-	for _, h := range m.Headers {
-		if h.Key == "ce_id" {
-			ids[string(h.Value)]++
-			return
-		}
+func countIDs(ids map[string]int, r kafka.Record) {
+	if id := r.Header("ce_id"); id != "" {
+		ids[id]++
+		return
 	}
 	var evs []struct {
 		ID string `json:"id"`
 	}
-	if json.Unmarshal(m.Value, &evs) != nil {
+	if json.Unmarshal(r.Value, &evs) != nil {
 		var one struct {
 			ID string `json:"id"`
 		}
-		if json.Unmarshal(m.Value, &one) != nil {
+		if json.Unmarshal(r.Value, &one) != nil {
 			return
 		}
 		evs = append(evs, one)

@@ -83,7 +83,7 @@ func listening(t *testing.T, cfg receiver.Config) (string, *processor) {
 		t.Fatal(err)
 	}
 	go func() { _ = s.Serve(ln) }()
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	return ln.Addr().String(), p
 }
 

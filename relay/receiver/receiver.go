@@ -94,11 +94,11 @@ func New(cfg Config, proc Processor, obs Observer, log *slog.Logger) *Server {
 	return s
 }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Close.
 func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
-// Shutdown stops accepting connections and waits for the requests in flight, up to ctx's deadline.
-func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+// Close stops accepting connections and waits for the requests in flight, up to ctx's deadline.
+func (s *Server) Close(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
 
 // App returns the Fiber app, for tests (app.Test).
 func (s *Server) App() *fiber.App { return s.app }

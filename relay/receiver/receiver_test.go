@@ -280,7 +280,7 @@ func TestBodyLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _ = s.Serve(ln) }()
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	post := func(path string, n int) int {
 		body := "[" + strings.Repeat(" ", n) + "]"
 		u, sig := twilio.Sign(token, "https://x"+path, []byte(body))
@@ -350,7 +350,7 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 		}
 	}
 	shut := make(chan error, 1)
-	go func() { shut <- s.Shutdown(context.Background()) }()
+	go func() { shut <- s.Close(context.Background()) }()
 	time.Sleep(100 * time.Millisecond)
 	select {
 	case err := <-shut:

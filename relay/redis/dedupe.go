@@ -138,7 +138,7 @@ func (d *Deduper) Release(ctx context.Context, key string) error {
 func (d *Deduper) Ping(ctx context.Context) error { return d.client.Ping(ctx).Err() }
 
 // Close closes the connections.
-func (d *Deduper) Close() error { return d.client.Close() }
+func (d *Deduper) Close(context.Context) error { return d.client.Close() }
 
 // warn logs a failure at most once every ten seconds: a Redis outage must not flood the log.
 func (d *Deduper) warn(op string, err error) {

@@ -3,6 +3,7 @@ package spool
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -14,8 +15,9 @@ import (
 // may leave the spool. *relay.Pipeline's Redeliver is one.
 type Deliver func(ctx context.Context, sink string, msgs []relay.Message) []error
 
-// Start starts one drainer per sink; they run until ctx ends. Wait waits for them.
+// Start starts one drainer per sink; they run until ctx ends or Close stops them. Wait waits for them.
 func (s *Spool) Start(ctx context.Context, deliver Deliver) {
+	ctx, s.stop = context.WithCancel(ctx)
 	for _, name := range s.cfg.Sinks {
 		s.wg.Add(1)
 		go func() {
@@ -27,6 +29,22 @@ func (s *Spool) Start(ctx context.Context, deliver Deliver) {
 
 // Wait blocks until every drainer has returned.
 func (s *Spool) Wait() { s.wg.Wait() }
+
+// Close stops the drainers (what they were delivering stays in the spool unless its sink acknowledged
+// it), waits for them within ctx, and closes the file. It is the spool's whole shutdown.
+func (s *Spool) Close(ctx context.Context) error {
+	if s.stop != nil {
+		s.stop()
+	}
+	stopped := make(chan struct{})
+	go func() { s.wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		return fmt.Errorf("spool: drainers still delivering: %w (the file stays open)", ctx.Err())
+	}
+	return s.db.Close()
+}
 
 // drain delivers the sink's messages in the order they were stored, a batch at a time, backing off while
 // the sink fails.

@@ -9,6 +9,7 @@
 package spool
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -54,7 +55,8 @@ type Spool struct {
 	mu    sync.Mutex
 	sinks map[string]*sinkState
 
-	wg sync.WaitGroup
+	stop context.CancelFunc // ends the drainers; set by Start
+	wg   sync.WaitGroup
 }
 
 type sinkState struct {
@@ -115,10 +117,11 @@ func Open(cfg Config) (*Spool, error) {
 func openScanned(path string, sinks []string, s *Spool) (db *bolt.DB, err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			err = fmt.Errorf("damaged: %v", r)
 			if db != nil {
-				_ = db.Close()
+				err = errors.Join(err, db.Close())
 			}
-			db, err = nil, fmt.Errorf("damaged: %v", r)
+			db = nil
 		}
 	}()
 	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
@@ -152,8 +155,7 @@ func openScanned(path string, sinks []string, s *Spool) (db *bolt.DB, err error)
 		return nil
 	})
 	if err != nil {
-		_ = db.Close()
-		return nil, err
+		return nil, errors.Join(err, db.Close())
 	}
 	return db, nil
 }
@@ -244,6 +246,3 @@ func (s *Spool) Stats() []relay.SpoolStat {
 
 // Corrupt returns how many damaged files and entries the spool has found since it opened.
 func (s *Spool) Corrupt() uint64 { return s.corrupt.Load() }
-
-// Close closes the file; call it after the drainers have stopped (their context ended and Wait returned).
-func (s *Spool) Close() error { return s.db.Close() }

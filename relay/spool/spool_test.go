@@ -71,7 +71,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestAppendDrainInOrder(t *testing.T) {
 	s := open(t, t.TempDir(), 1<<20)
-	defer s.Close()
+	defer s.Close(context.Background())
 	if s.Has("kafka") {
 		t.Fatal("empty spool has messages")
 	}
@@ -133,7 +133,7 @@ func TestRoundTripKeepsTheMessage(t *testing.T) {
 
 func TestFullRefusesWholeAppends(t *testing.T) {
 	s := open(t, t.TempDir(), 600)
-	defer s.Close()
+	defer s.Close(context.Background())
 	var err error
 	n := 0
 	for ; err == nil && n < 100; n++ {
@@ -156,11 +156,11 @@ func TestSurvivesRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	s = open(t, dir, 1<<20)
-	defer s.Close()
+	defer s.Close(context.Background())
 	if st := s.Stats()[1]; st.Sink != "http" || st.Depth != 5 {
 		t.Fatalf("after reopening: %+v, want 5 waiting for http", st)
 	}
@@ -181,7 +181,7 @@ func TestDamagedFileIsMovedAside(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := open(t, dir, 1<<20)
-	defer s.Close()
+	defer s.Close(context.Background())
 	if s.Corrupt() != 1 {
 		t.Fatalf("corrupt = %d, want 1", s.Corrupt())
 	}
@@ -202,7 +202,7 @@ func TestDamagedEntryIsSetAside(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.Close()
+	_ = s.Close(context.Background())
 	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +218,7 @@ func TestDamagedEntryIsSetAside(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = open(t, dir, 1<<20)
-	defer s.Close()
+	defer s.Close(context.Background())
 	r := &recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.Start(ctx, r.deliver)
@@ -238,7 +238,7 @@ func TestDamagedEntryIsSetAside(t *testing.T) {
 func TestInUse(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, 1<<20)
-	defer s.Close()
+	defer s.Close(context.Background())
 	if _, err := Open(Config{Dir: dir, MaxBytes: 1 << 20, Sinks: []string{"kafka"}}); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second Open: %v, want an in-use error", err)
 	}
@@ -255,7 +255,7 @@ func TestInspect(t *testing.T) {
 	if _, err := Inspect(dir, 2); !errors.Is(err, ErrInUse) {
 		t.Fatalf("Inspect while open: %v, want ErrInUse", err)
 	}
-	s.Close()
+	_ = s.Close(context.Background())
 	r, err := Inspect(dir, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -268,5 +268,28 @@ func TestInspect(t *testing.T) {
 	}
 	if kafka.Depth != 4 || kafka.Oldest.IsZero() || len(r.Samples["kafka"]) != 2 || r.Samples["kafka"][0].ID != "0" {
 		t.Fatalf("report %+v", r)
+	}
+}
+
+// TestCloseStopsTheDrainers: Close is the spool's whole shutdown. It stops a drainer that keeps failing
+// (what it was delivering stays), and the file can be opened again at once.
+func TestCloseStopsTheDrainers(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1<<20)
+	if err := s.Append("kafka", []relay.Message{msg("0")}); err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{down: true}
+	s.Start(context.Background(), r.deliver)
+	time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s = open(t, dir, 1<<20) // bbolt's lock is free: the file is closed
+	defer s.Close(context.Background())
+	if st := s.Stats()[0]; st.Depth != 1 {
+		t.Fatalf("after Close: %+v, want the undelivered message kept", st)
 	}
 }

@@ -18,7 +18,7 @@ type Endpoint struct {
 	Destination string
 	BatchEvents bool
 	// Types, when set, narrows the subscription to the types matching one of them.
-	Types []relay.Glob
+	Types relay.Globs
 }
 
 // SinkSpec is the sink and subscription an endpoint should have.
@@ -48,7 +48,7 @@ func Desired(eps []Endpoint, router *relay.Router, catalog []EventType) []SinkSp
 	for _, ep := range eps {
 		spec := SinkSpec{Endpoint: ep.Name, Description: MarkerFor(ep.Name), Destination: ep.Destination, BatchEvents: ep.BatchEvents}
 		for _, t := range catalog {
-			if t.Type == testEventType || (len(ep.Types) > 0 && !anyGlob(ep.Types, t.Type)) {
+			if t.Type == testEventType || !ep.Types.Match(t.Type) {
 				continue
 			}
 			v, routed, note := versionFor(router, ep.Name, t)
@@ -70,7 +70,7 @@ func versionFor(router *relay.Router, endpoint string, t EventType) (int, bool, 
 	var note string
 	for i := range router.Routes {
 		r := &router.Routes[i]
-		if !anyGlob(r.Match.Endpoints, endpoint) || !anyGlob(r.Match.Types, t.Type) {
+		if !r.Match.Endpoints.Match(endpoint) || !r.Match.Types.Match(t.Type) {
 			continue
 		}
 		if len(r.Match.SchemaVersions) == 0 {
@@ -95,23 +95,11 @@ func RoutesFor(router *relay.Router, endpoint, t string) []string {
 	var out []string
 	for i := range router.Routes {
 		r := &router.Routes[i]
-		if anyGlob(r.Match.Endpoints, endpoint) && anyGlob(r.Match.Types, t) {
+		if r.Match.Endpoints.Match(endpoint) && r.Match.Types.Match(t) {
 			out = append(out, r.Name)
 		}
 	}
 	return out
-}
-
-func anyGlob(globs []relay.Glob, s string) bool {
-	if len(globs) == 0 {
-		return true
-	}
-	for _, g := range globs {
-		if g.Match(s) {
-			return true
-		}
-	}
-	return false
 }
 
 // Op is one kind of change.

@@ -50,7 +50,7 @@ func startStack(t *testing.T, routes ...relay.Route) *stack {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	t.Cleanup(func() { _ = srv.Close(context.Background()) })
 	st.addr = ln.Addr().String()
 	return st
 }

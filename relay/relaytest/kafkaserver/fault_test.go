@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	relaykafka "github.com/relaykit/twilio-relay/relay/kafka"
 	"github.com/relaykit/twilio-relay/relay/relaytest/kafkaserver"
 )
 
@@ -235,7 +236,7 @@ func leaderOf(t *testing.T, bootstrap, topic string, partition int) int {
 }
 
 // wantAcked fails the test unless every acknowledged value is among the records read.
-func wantAcked(t *testing.T, got []kafka.Message, acked []string) {
+func wantAcked(t *testing.T, got []relaykafka.Record, acked []string) {
 	t.Helper()
 	read := map[string]bool{}
 	for _, m := range got {
