@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
 	"slices"
@@ -20,30 +21,13 @@ var samples embed.FS
 // Samples returns the built-in sample events by name (the file name without .json): realistic payloads
 // of the main event types, including data as a JSON-encoded string and a sink test event.
 func Samples() (map[string]json.RawMessage, error) {
-	entries, err := samples.ReadDir("samples")
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]json.RawMessage, len(entries))
-	for _, e := range entries {
-		b, err := samples.ReadFile("samples/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		out[strings.TrimSuffix(e.Name(), path.Ext(e.Name()))] = b
-	}
-	return out, nil
+	return readSamples(samples, "samples", func(b []byte) (json.RawMessage, error) { return b, nil })
 }
 
 // SampleNames lists the built-in samples, sorted.
 func SampleNames() []string {
 	s, _ := Samples()
-	names := make([]string, 0, len(s))
-	for n := range s {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(s))
 }
 
 //go:embed samples/classic/*.form
@@ -53,32 +37,32 @@ var classicSamples embed.FS
 // messaging status callback (delivered, undelivered), an incoming message, a voice status callback and
 // a Debugger alert, each a form-encoded body.
 func ClassicSamples() (map[string]url.Values, error) {
-	entries, err := classicSamples.ReadDir("samples/classic")
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]url.Values, len(entries))
-	for _, e := range entries {
-		b, err := classicSamples.ReadFile("samples/classic/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		params, err := ParseForm(bytes.TrimSpace(b))
-		if err != nil {
-			return nil, fmt.Errorf("sample %s: %w", e.Name(), err)
-		}
-		out[strings.TrimSuffix(e.Name(), path.Ext(e.Name()))] = params
-	}
-	return out, nil
+	return readSamples(classicSamples, "samples/classic", func(b []byte) (url.Values, error) { return ParseForm(bytes.TrimSpace(b)) })
 }
 
 // ClassicSampleNames lists the built-in classic callbacks, sorted.
 func ClassicSampleNames() []string {
 	s, _ := ClassicSamples()
-	names := make([]string, 0, len(s))
-	for n := range s {
-		names = append(names, n)
+	return slices.Sorted(maps.Keys(s))
+}
+
+// readSamples reads the files of dir by name (the file name without its extension), each through parse.
+func readSamples[V any](fsys embed.FS, dir string, parse func([]byte) (V, error)) (map[string]V, error) {
+	entries, err := fsys.ReadDir(dir)
+	if err != nil {
+		return nil, err
 	}
-	slices.Sort(names)
-	return names
+	out := make(map[string]V, len(entries))
+	for _, e := range entries {
+		b, err := fsys.ReadFile(dir + "/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		v, err := parse(b)
+		if err != nil {
+			return nil, fmt.Errorf("sample %s: %w", e.Name(), err)
+		}
+		out[strings.TrimSuffix(e.Name(), path.Ext(e.Name()))] = v
+	}
+	return out, nil
 }

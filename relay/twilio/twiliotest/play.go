@@ -90,18 +90,12 @@ func (r Retry) Do(ctx context.Context, post func(context.Context) (Response, err
 // as an application/x-www-form-urlencoded body, X-Twilio-Signature over the URL (PublicURL when set,
 // with its query) followed by the parameters sorted by key.
 func (s *Sender) PostForm(ctx context.Context, params url.Values) (Response, error) {
-	target, err := url.Parse(s.URL)
+	target, user, signed, err := s.addresses()
 	if err != nil {
-		return Response{}, fmt.Errorf("url: %w", err)
+		return Response{}, err
 	}
-	user := target.User
-	target.User = nil
-	signed := target.String()
-	if s.PublicURL != "" {
-		signed = s.PublicURL
-		if pu, err := url.Parse(s.PublicURL); err == nil {
-			target.RawQuery = pu.RawQuery
-		}
+	if pu, err := url.Parse(s.PublicURL); err == nil && s.PublicURL != "" {
+		target.RawQuery = pu.RawQuery
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(params.Encode()))
 	if err != nil {

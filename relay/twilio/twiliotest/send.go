@@ -45,15 +45,9 @@ func (s *Sender) Post(ctx context.Context, events []json.RawMessage) (Response, 
 
 // PostBody signs and posts body as it is.
 func (s *Sender) PostBody(ctx context.Context, body []byte) (Response, error) {
-	target, err := url.Parse(s.URL)
+	target, user, signBase, err := s.addresses()
 	if err != nil {
-		return Response{}, fmt.Errorf("url: %w", err)
-	}
-	user := target.User
-	target.User = nil
-	signBase := target.String()
-	if s.PublicURL != "" {
-		signBase = s.PublicURL
+		return Response{}, err
 	}
 	signed, sig := twilio.Sign(s.Token, signBase, body)
 	// Post to the real address with the signed URL's query.
@@ -67,6 +61,21 @@ func (s *Sender) PostBody(ctx context.Context, body []byte) (Response, error) {
 		return Response{}, err
 	}
 	return s.do(req, "application/json", sig, user)
+}
+
+// addresses returns where a request goes (URL without its credentials), the credentials, and the URL
+// whose signature it carries (PublicURL when set).
+func (s *Sender) addresses() (target *url.URL, user *url.Userinfo, signed string, err error) {
+	target, err = url.Parse(s.URL)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("url: %w", err)
+	}
+	user, target.User = target.User, nil
+	signed = target.String()
+	if s.PublicURL != "" {
+		signed = s.PublicURL
+	}
+	return target, user, signed, nil
 }
 
 // do sends a signed request as Twilio does (its User-Agent, Basic credentials when the URL has them)
