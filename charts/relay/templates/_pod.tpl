@@ -19,6 +19,12 @@ metadata:
 spec:
   serviceAccountName: {{ include "relay.serviceAccountName" . }}
   automountServiceAccountToken: false
+  {{- if $v.hostNetwork }}
+  hostNetwork: true
+  {{- end }}
+  {{- with $v.dnsPolicy }}
+  dnsPolicy: {{ . }}
+  {{- end }}
   terminationGracePeriodSeconds: {{ include "relay.terminationGracePeriod" . }}
   {{- with $v.imagePullSecrets }}
   imagePullSecrets:
