@@ -20,9 +20,10 @@
 # Isolation. The script re-runs itself as the first process of new PID and mount namespaces (unshare,
 # root only): every process it starts, containerd's shims and the pods' containers included, dies with it
 # whatever ends it (SIGKILL too), and every mount (secret volumes, a private /run/containerd) vanishes
-# with it. It listens only on 127.0.0.1 (free ports), and the pods' cgroups are under one parent that it
-# removes. Nothing is written outside DIR but the empty mount points /run/containerd and
-# /var/log/containers (created if missing).
+# with it. It listens only on 127.0.0.1 (free ports). Nothing is left outside DIR but the empty mount
+# points /run/containerd and /var/log/containers (created if missing): the stop deletes the containers'
+# tasks, and runc their cgroups (/k8s.io/<id> in each hierarchy; the IDs are listed in DIR/containers);
+# after a SIGKILL, empty cgroup directories can remain.
 #
 # What it cannot do (one node, no pod network): the CNI configuration holds only the loopback plugin (enough
 # for the node to be Ready), so pods must use hostNetwork (their ports are the host's 127.0.0.1 ports, and
@@ -107,7 +108,6 @@ stop() {
 	done
 }
 
-cgroup_parent=/relay-k8s-$(openssl rand -hex 4)
 teardown() {
 	local status=$?
 	trap - EXIT TERM INT
@@ -118,6 +118,7 @@ teardown() {
 		# The pods' containers, so that runc removes their cgroups (the namespace's end would kill them anyway).
 		local ids
 		ids=$(ctr -a "$dir/containerd/containerd.sock" -n k8s.io tasks ls -q 2>/dev/null || true)
+		echo "$ids" >>"$dir/containers"
 		for id in $ids; do
 			ctr -a "$dir/containerd/containerd.sock" -n k8s.io tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
 		done
@@ -129,9 +130,9 @@ teardown() {
 		done
 	fi
 	stop containerd kube-scheduler kube-controller-manager kube-apiserver etcd
-	# Empty cgroups left behind (the deepest first).
-	find /sys/fs/cgroup/*/"${cgroup_parent#/}" /sys/fs/cgroup/"${cgroup_parent#/}" -depth -type d \
-		-exec rmdir {} + 2>/dev/null || true
+	# containerd puts the containers' cgroups under /k8s.io (its namespace) in every hierarchy; runc removed
+	# them with the tasks, and the parents go when no other cluster uses them.
+	rmdir /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/k8s.io 2>/dev/null || true
 	log "stopped"
 	exit "$status"
 }
@@ -145,7 +146,7 @@ free_port() {
 	while :; do
 		p=$((20000 + RANDOM % 20000))
 		[[ -z ${taken[$p]:-} ]] || continue
-		ss -Htln "sport = :$p" | grep -q . && continue
+		[[ -z $(ss -Htln "sport = :$p") ]] || continue
 		taken[$p]=1
 		echo "$p"
 		return
@@ -272,7 +273,6 @@ if [[ $mode == node ]]; then
 	mount -t tmpfs -o mode=0755 relay-k8s /var/log/containers
 
 	ctrd=$dir/containerd
-	echo "$cgroup_parent" >"$dir/cgroup-parent"
 	mkdir -p "$ctrd" "$dir/cni" "$dir/pod-logs" "$dir/kubelet"
 	cat >"$dir/cni/10-loopback.conflist" <<EOF
 {"cniVersion": "0.4.0", "name": "loopback", "plugins": [{"type": "loopback"}]}
@@ -318,8 +318,9 @@ EOF
 	for image in ${RELAY_K8S_IMAGES:-}; do
 		ctr_ images import --snapshotter native "$image" >>"$logs/images.log" 2>&1 || die "importing $image failed: $(tail -5 "$logs/images.log")"
 	done
-	ctr_ images ls -q | grep -qxF "$pause_image" ||
-		die "the sandbox image $pause_image is not among the imported images (RELAY_K8S_IMAGES): $(ctr_ images ls -q | tr '\n' ' ')"
+	images=$(ctr_ images ls -q)
+	grep -qxF "$pause_image" <<<"$images" ||
+		die "the sandbox image $pause_image is not among the imported images (RELAY_K8S_IMAGES): $(tr '\n' ' ' <<<"$images")"
 
 	kubelet_port=$(free_port)
 	cat >"$dir/kubelet.yaml" <<EOF
@@ -335,11 +336,10 @@ authentication:
 authorization: {mode: AlwaysAllow}
 containerRuntimeEndpoint: unix://$ctrd/containerd.sock
 podLogsDir: $dir/pod-logs
-# cgroup v1 or v2 without systemd: plain cgroupfs, no QoS tree, no allocatable enforcement; the pods'
-# cgroups go under one parent that the teardown removes.
+# cgroup v1 or v2 without systemd: plain cgroupfs, no QoS tree, no allocatable enforcement (containerd
+# puts each container's cgroup under /k8s.io/<container id>).
 cgroupDriver: cgroupfs
 cgroupsPerQOS: false
-cgroupRoot: $cgroup_parent
 enforceNodeAllocatable: []
 failSwapOn: false
 # The kubelet cannot read the image filesystem's usage under every sandbox: evict on nothing.

@@ -193,7 +193,7 @@ func (c *Cluster) stop(t testing.TB) {
 	if len(left) > 0 {
 		t.Errorf("kube: processes left after the cluster stopped:\n%s", strings.Join(left, "\n"))
 	}
-	// The pods' processes are named for nothing in dir; they ran in the cgroups under one parent.
+	// The pods' processes are named for nothing in dir: look for their cgroups.
 	if cg := c.cgroupsLeft(); len(cg) > 0 {
 		t.Errorf("kube: cgroups of the pods left after the cluster stopped:\n%s", strings.Join(cg, "\n"))
 	}
@@ -226,31 +226,20 @@ func processesReferring(dir string) []string {
 	return out
 }
 
-// cgroupsLeft lists the pods' cgroups (the parent cluster.sh wrote to Dir/cgroup-parent) that still
-// exist, with the processes in them.
+// cgroupsLeft lists the cgroups of the cluster's containers (cluster.sh lists their IDs in Dir/containers
+// as it stops them; containerd puts them under /k8s.io/<id>) that still exist, with their processes.
 func (c *Cluster) cgroupsLeft() []string {
-	name, err := os.ReadFile(filepath.Join(c.Dir, "cgroup-parent"))
+	ids, err := os.ReadFile(filepath.Join(c.Dir, "containers"))
 	if err != nil {
-		return nil // apiserver mode: no pods
+		return nil // no containers ran
 	}
-	parent := strings.Trim(strings.TrimSpace(string(name)), "/")
-	if parent == "" {
-		return []string{"empty cgroup parent in " + filepath.Join(c.Dir, "cgroup-parent")}
-	}
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
-	dirs2, _ := filepath.Glob("/sys/fs/cgroup/" + parent)
 	var out []string
-	for _, d := range append(dirs, dirs2...) {
-		var procs []string
-		_ = filepath.WalkDir(d, func(path string, e os.DirEntry, err error) error {
-			if err == nil && e.Name() == "cgroup.procs" {
-				if b, _ := os.ReadFile(path); len(bytes.TrimSpace(b)) > 0 {
-					procs = append(procs, strings.Fields(string(b))...)
-				}
-			}
-			return nil
-		})
-		out = append(out, fmt.Sprintf("%s (processes: %v)", d, procs))
+	for _, id := range strings.Fields(string(ids)) {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/k8s.io/" + id)
+		for _, d := range dirs {
+			procs, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+			out = append(out, fmt.Sprintf("%s (processes: %s)", d, strings.Join(strings.Fields(string(procs)), " ")))
+		}
 	}
 	return out
 }
