@@ -328,6 +328,7 @@ wait is then empty.
 {{- $v := .Values -}}
 {{- if $v.spool.enabled -}}
 httpGet:
+  {{- include "relay.hookHost" . }}
   path: /drain?delay={{ int $v.preStopSleepSeconds }}s&timeout={{ int $v.spool.drainTimeoutSeconds }}s
   port: admin
 {{- else if gt (int $v.preStopSleepSeconds) 0 -}}
@@ -336,10 +337,23 @@ sleep:
   seconds: {{ int $v.preStopSleepSeconds }}
 {{- else -}}
 httpGet:
+  {{- include "relay.hookHost" . }}
   path: /drain?delay={{ int $v.preStopSleepSeconds }}s&timeout=0s
   port: admin
 {{- end -}}
 {{- end -}}
+{{- end }}
+
+{{/*
+relay.hookHost: with hostNetwork, the host of the preStop httpGet. The kubelet (1.30 at least) takes a hook's
+address from the runtime's sandbox IPs, which a host-network pod has none of, and fails the hook ("failed to
+find networking container"): the drain would never run. The pod shares the node's loopback, where the
+admin listener (":port") also listens.
+*/}}
+{{- define "relay.hookHost" -}}
+{{- if .Values.hostNetwork }}
+  host: 127.0.0.1
+{{- end }}
 {{- end }}
 
 {{/*
