@@ -26,11 +26,12 @@
 # after a SIGKILL, empty cgroup directories can remain.
 #
 # What it cannot do (one node, no pod network): the CNI configuration holds only the loopback plugin (enough
-# for the node to be Ready), so pods must use hostNetwork (their ports are the host's 127.0.0.1 ports, and
-# two pods with the same port cannot run at once); Services get a ClusterIP but nothing routes to it (no
-# kube-proxy, no cluster DNS); no Ingress controller, no LoadBalancer; PersistentVolumes must be created by
-# hand (hostPath; no provisioner); `kubectl logs/exec` do not work (the node has no address): the containers'
-# logs are under DIR/pod-logs/<namespace>_<pod>_<uid>/<container>/.
+# for the node to be Ready), so pods must use hostNetwork: their ports are the machine's, and two pods with
+# the same port cannot run at once. Services get a ClusterIP but nothing routes to it (no kube-proxy, no
+# cluster DNS); no Ingress controller, no LoadBalancer; PersistentVolumes must be made by hand (hostPath, no
+# provisioner). The node's address is the machine's own (the kubelet refuses a loopback one): the pods'
+# probes and hooks go there. `kubectl logs/exec` do not work (the kubelet listens on 127.0.0.1 only): the
+# containers' logs are under DIR/pod-logs/<namespace>_<pod>_<uid>/<container>/.
 set -euo pipefail
 
 mode=${1:-}
@@ -322,6 +323,12 @@ EOF
 	grep -qxF "$pause_image" <<<"$images" ||
 		die "the sandbox image $pause_image is not among the imported images (RELAY_K8S_IMAGES): $(tr '\n' ' ' <<<"$images")"
 
+	# The kubelet refuses a loopback node IP, and a node without an address gives host-network pods no IP,
+	# so that their httpGet hooks fail (probes happen to work). The machine's own address it is: probes and
+	# hooks go there, and never leave the machine.
+	dev=$(ip -4 route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") {print $(i + 1); exit}}')
+	node_ip=$(ip -4 -o addr show ${dev:+dev "$dev"} scope global | awk '{sub("/.*", "", $4); print $4; exit}')
+	[[ -n $node_ip ]] || refuse "no IPv4 address but loopback for the node (the kubelet refuses 127.0.0.1)"
 	kubelet_port=$(free_port)
 	cat >"$dir/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -356,7 +363,7 @@ EOF
 	log "kubelet (node $node_name)"
 	start kubelet kubelet --config "$dir/kubelet.yaml" --kubeconfig "$dir/kubelet.kubeconfig" \
 		--root-dir "$dir/kubelet" --cert-dir "$dir/kubelet/pki" \
-		--hostname-override "$node_name" --node-ip 127.0.0.1
+		--hostname-override "$node_name" --node-ip "$node_ip"
 	node_ready() {
 		[[ $(kubectl --kubeconfig "$dir/admin.kubeconfig" get node "$node_name" \
 			-o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]]

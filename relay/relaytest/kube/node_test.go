@@ -19,7 +19,7 @@ import (
 // proves every claim with the ledger: each event answered 200 is in Kafka. Scenarios: each worked example
 // as written (its Secrets, its SASL), a configuration change rolling the pod under signed traffic, a token
 // rotation through existingSecret, the spool's StatefulSet keeping events across its pod's deletion while
-// Kafka is down, and helm uninstall leaving only what the docs say.
+// Kafka is down and draining them when scaled down, and helm uninstall leaving only what the docs say.
 func TestChartOnNode(t *testing.T) {
 	Enabled(t)
 	image := os.Getenv(EnvRelayImage)
@@ -65,6 +65,7 @@ func TestChartOnNode(t *testing.T) {
 		e.tokenRotation(t, filepath.Join(chart, "examples", "strimzi.yaml"))
 	})
 	t.Run("spool keeps events across its pod", func(t *testing.T) { e.spoolAcrossPods(t, required) })
+	t.Run("spool scale-down drains", func(t *testing.T) { e.spoolScaleDown(t, required) })
 }
 
 // installExample installs an example as written (its Secrets created, its SASL user known to the broker),

@@ -46,7 +46,7 @@ type release struct {
 	files     []string // values files, in order (the node's last)
 	port      int      // webhook port on 127.0.0.1
 	adminPort int
-	publicURL string
+	publicURL string // what Twilio calls and signs: the example's, as written
 	token     string        // the Twilio auth token the relay holds
 	basic     *url.Userinfo // Basic credentials the endpoint requires, if any
 	topics    []string      // topics the routes write to
@@ -57,7 +57,8 @@ type release struct {
 
 // chartValues are the values of the chart that decide what a test must provide: Secrets, SASL, TLS.
 type chartValues struct {
-	Twilio struct {
+	PublicURL string `yaml:"publicUrl"`
+	Twilio    struct {
 		AuthTokens        []string `yaml:"authTokens"`
 		ExistingSecret    string   `yaml:"existingSecret"`
 		ExistingSecretKey string   `yaml:"existingSecretKey"`
@@ -103,8 +104,10 @@ func (e *env) newRelease(t *testing.T, ns, file string, extra map[string]any) *r
 	t.Helper()
 	ports := freePorts(t, 2)
 	r := &release{e: e, ns: ns, prefix: "EZk8s-" + ns + "-", port: ports[0], adminPort: ports[1], token: "tok-" + randomWord()}
-	r.publicURL = fmt.Sprintf("http://127.0.0.1:%d/twilio/events", r.port)
 	v := readValues(t, e.values, file)
+	// The example's public URL stays: the relay verifies signatures over it, whatever address a request
+	// reaches the pod by (here 127.0.0.1, as it would be the ingress controller's in a real cluster).
+	r.publicURL = v.PublicURL
 	secrets := map[string]map[string]string{}
 	put := func(secret, key, value string) {
 		if secrets[secret] == nil {
@@ -115,13 +118,11 @@ func (e *env) newRelease(t *testing.T, ns, file string, extra map[string]any) *r
 
 	repo, tag, _ := strings.Cut(e.image, ":")
 	node := map[string]any{
-		"publicUrl":    r.publicURL,
 		"image":        map[string]any{"repository": repo, "tag": tag, "pullPolicy": "Never"},
 		"hostNetwork":  true,
 		"strategy":     map[string]any{"type": "RollingUpdate", "rollingUpdate": map[string]any{"maxSurge": 0, "maxUnavailable": 1}},
 		"replicaCount": 1,
 		"autoscaling":  map[string]any{"enabled": false},
-		"ingress":      map[string]any{"host": "relay.example.com"}, // an Ingress host cannot be an IP
 		"config": map[string]any{
 			"listen": ":" + strconv.Itoa(r.port),
 			"admin":  map[string]any{"listen": ":" + strconv.Itoa(r.adminPort)},
@@ -297,9 +298,11 @@ func (r *release) rolloutStatus(t *testing.T) {
 	r.e.c.Kubectl(t, "-n", r.ns, "rollout", "status", workload, "--timeout", "3m")
 }
 
-// sender signs events with token as Twilio does, for the release's endpoint.
+// sender signs events with token as Twilio does for the public URL, and posts them to the pod on
+// 127.0.0.1 (the path of the public URL: what the ingress would route there).
 func (r *release) sender(token string) *twiliotest.Sender {
-	u := &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(r.port), Path: "/twilio/events", User: r.basic}
+	public, _ := url.Parse(r.publicURL)
+	u := &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(r.port), Path: public.Path, User: r.basic}
 	return &twiliotest.Sender{URL: u.String(), PublicURL: r.publicURL, Token: token,
 		Client: &http.Client{Timeout: 10 * time.Second}}
 }
