@@ -3,6 +3,7 @@ package kube
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -15,8 +16,9 @@ import (
 // TestServerDryRun puts every worked example of the chart, and its minimal required values, through a
 // real API server: `helm install --dry-run=server` (the server's version against the chart's kubeVersion,
 // every kind known to the server, its OpenAPI schemas), then `kubectl apply --dry-run=server` of the
-// rendered manifests (admission, defaulting and validation, as a real install would meet them). The
-// CustomResourceDefinitions the examples need (scripts/tools/crds) are applied first.
+// rendered manifests (admission, defaulting and validation, as a real install would meet them), and of
+// the manifests an example ships (Strimzi's KafkaTopics). The CustomResourceDefinitions they need
+// (scripts/tools/crds: ServiceMonitor, KafkaTopic) are applied first.
 func TestServerDryRun(t *testing.T) {
 	c := Start(t, APIServer)
 	root, _ := repoRoot()
@@ -44,6 +46,30 @@ func TestServerDryRun(t *testing.T) {
 			applied := c.applyDryRun(t, manifest)
 			table = append(table, fmt.Sprintf("| %s | `helm install --dry-run=server`: ok | `kubectl apply --dry-run=server`: %d objects accepted (%s) |",
 				name, len(applied), strings.Join(applied, ", ")))
+		})
+	}
+
+	// Manifests an example ships beside its values (examples/<name>/*.yaml, e.g. Strimzi's KafkaTopics),
+	// in the namespace its documented `kubectl apply -n NS -f <file>` names.
+	extra, _ := filepath.Glob(filepath.Join(chart, "examples", "*", "*.yaml"))
+	for _, f := range extra {
+		rel, _ := filepath.Rel(root, f)
+		t.Run(rel, func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ns := "default"
+			if m := regexp.MustCompile(`kubectl apply -n (\S+) -f ` + regexp.QuoteMeta(rel)).FindSubmatch(b); m != nil {
+				ns = string(m[1])
+			}
+			c.ensureNamespaces(t, ns)
+			out, err := c.KubectlErr(b, "apply", "--dry-run=server", "-n", ns, "-o", "name", "-f", "-")
+			if err != nil {
+				t.Fatalf("kubectl apply --dry-run=server -n %s -f %s: %v", ns, rel, err)
+			}
+			table = append(table, fmt.Sprintf("| %s | | `kubectl apply --dry-run=server -n %s`: %d objects accepted (%s) |",
+				rel, ns, len(strings.Fields(out)), strings.Join(strings.Fields(out), ", ")))
 		})
 	}
 

@@ -46,7 +46,7 @@ type release struct {
 	files     []string // values files, in order (the node's last)
 	port      int      // webhook port on 127.0.0.1
 	adminPort int
-	publicURL string // what Twilio calls and signs: the example's, as written
+	publicURL string        // what Twilio calls and signs: the example's, as written
 	token     string        // the Twilio auth token the relay holds
 	basic     *url.Userinfo // Basic credentials the endpoint requires, if any
 	topics    []string      // topics the routes write to
