@@ -2,7 +2,8 @@
 # The project's test command (README.md): vet, the whole suite with the race detector against a real
 # Apache Kafka broker (fetched from Maven Central on first use and cached) and real Redis and NATS
 # servers, the Helm chart's tests (helm, helm-unittest and kubectl-validate built from the Go module
-# proxy on first use and cached), then short fuzz runs.
+# proxy on first use and cached), the chart on a real single-node Kubernetes (built from the Go module
+# proxy on first use and cached: scripts/k8s/test.sh), then short fuzz runs.
 #
 #   scripts/test.sh            # everything
 #   FUZZTIME=0 scripts/test.sh # skip fuzzing
@@ -31,6 +32,9 @@ go run ./scripts/reliability/table <"$ledger"
 
 echo "== Helm chart (lint, unit tests, offline schema validation, relay check of every render), the image without Docker, actionlint"
 scripts/test-chart.sh
+
+echo "== Kubernetes: server-side dry-runs of the examples, the chart on a real node next to Kafka (scripts/k8s/test.sh)"
+scripts/k8s/test.sh
 
 # Short fuzz runs of every target (scripts/fuzz.sh); FUZZTIME=0 skips them.
 if [[ ${FUZZTIME:-} != 0 ]]; then

@@ -369,6 +369,19 @@ EOF
 			-o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]]
 	}
 	wait_for "node $node_name Ready" 180 node_ready
+
+	# A Ready node does not prove that containers run here: a pod of the sandbox image must. If it cannot,
+	# this machine refuses containers (say, no namespaces for runc): exit 3 with the runtime's reason.
+	kubectl_() { kubectl --kubeconfig "$dir/admin.kubeconfig" "$@"; }
+	wait_for "the default ServiceAccount" 60 kubectl_ -n default get serviceaccount default
+	kubectl_ -n default run relay-k8s-probe --image "$pause_image" --image-pull-policy Never --restart Never \
+		--overrides '{"spec": {"hostNetwork": true, "automountServiceAccountToken": false}}' >/dev/null
+	if ! kubectl_ -n default wait pod/relay-k8s-probe --for condition=Ready --timeout 90s >/dev/null 2>&1; then
+		refuse "a pod of $pause_image did not start: $(kubectl_ -n default get events \
+			--field-selector involvedObject.name=relay-k8s-probe -o 'jsonpath={range .items[*]}{.reason}: {.message}; {end}')"
+	fi
+	kubectl_ -n default delete pod relay-k8s-probe --grace-period 1 --wait=false >/dev/null
+	log "a pod ran"
 fi
 
 cp "$dir/admin.kubeconfig" "$dir/kubeconfig"

@@ -114,7 +114,8 @@ func (e *env) upgradeUnderTraffic(t *testing.T, file string) {
 		}
 	}
 	r.check(t, "helm upgrade under traffic", d.Ledger, "answers before Twilio's retries: "+statusList(inRoll)+
-		"; no answer = no pod listening between the old pod's exit and the new one's start")
+		" (no answer: no pod listening between the old pod's exit and the new one's start); duplicated: "+
+		"the new pod does not know the ids the old one delivered (docs/dedupe.md)")
 	r.uninstall(t)
 }
 
