@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # teardown, stop and the readiness checks run from traps and wait_for
 # A single-node Kubernetes for tests, on 127.0.0.1, with every process and every byte of state under DIR.
 #
 #   scripts/k8s/cluster.sh node DIR        # etcd, kube-apiserver, controller-manager, scheduler, containerd, kubelet
@@ -260,8 +261,9 @@ if [[ $mode == node ]]; then
 	for b in kube-controller-manager kube-scheduler kubelet kubectl; do
 		[[ -x $bin/$b ]] || die "no $bin/$b (run scripts/k8s/build.sh)"
 	done
-	command -v containerd >/dev/null && command -v runc >/dev/null ||
+	if ! command -v containerd >/dev/null || ! command -v runc >/dev/null; then
 		refuse "containerd and runc are not installed (RELAY_K8S_RUNTIME=1 scripts/k8s/build.sh installs them)"
+	fi
 	cni_bin=/usr/lib/cni
 	[[ -x $cni_bin/loopback ]] || cni_bin=/opt/cni/bin
 	[[ -x $cni_bin/loopback ]] || refuse "no CNI loopback plugin (containernetworking-plugins)"

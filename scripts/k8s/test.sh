@@ -32,7 +32,10 @@ start=$SECONDS
 phase() { echo "== $* ($((SECONDS - start))s)"; }
 
 phase "Kubernetes binaries (scripts/k8s/build.sh)"
-runtime=$([[ $mode == all ]] && echo 1 || true)
+runtime=""
+if [[ $mode == all ]]; then
+	runtime=1 # containerd, runc and the CNI plugins too
+fi
 RELAY_K8S_BIN=$(RELAY_K8S_RUNTIME=$runtime scripts/k8s/build.sh)
 export RELAY_K8S_BIN RELAY_K8S=1
 

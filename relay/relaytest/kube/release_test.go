@@ -2,15 +2,9 @@ package kube
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/json"
-	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,48 +49,6 @@ type release struct {
 	before    []string      // objects in the namespace before the install (the test's own Secrets)
 }
 
-// chartValues are the values of the chart that decide what a test must provide: Secrets, SASL, TLS.
-type chartValues struct {
-	PublicURL string `yaml:"publicUrl"`
-	Twilio    struct {
-		AuthTokens        []string `yaml:"authTokens"`
-		ExistingSecret    string   `yaml:"existingSecret"`
-		ExistingSecretKey string   `yaml:"existingSecretKey"`
-		BasicAuth         struct {
-			Username          string `yaml:"username"`
-			Password          string `yaml:"password"`
-			ExistingSecret    string `yaml:"existingSecret"`
-			ExistingSecretKey string `yaml:"existingSecretKey"`
-		} `yaml:"basicAuth"`
-	} `yaml:"twilio"`
-	Kafka struct {
-		SASL struct {
-			Mechanism         string `yaml:"mechanism"`
-			Username          string `yaml:"username"`
-			Password          string `yaml:"password"`
-			ExistingSecret    string `yaml:"existingSecret"`
-			ExistingSecretKey string `yaml:"existingSecretKey"`
-		} `yaml:"sasl"`
-		TLS struct {
-			Enabled bool `yaml:"enabled"`
-		} `yaml:"tls"`
-	} `yaml:"kafka"`
-}
-
-// readValues reads a values file over base (the chart's defaults), as Helm layers them.
-func readValues(t *testing.T, base chartValues, file string) chartValues {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := base
-	if err := yaml.Unmarshal(b, &v); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	return v
-}
-
 // newRelease prepares a release in namespace ns from the values file (an example, or the minimal required
 // values): it creates the namespace and the Secrets the values refer to, with fresh credentials, and writes
 // the node's values (host network, image, ports, the test broker) that go over it.
@@ -108,58 +60,10 @@ func (e *env) newRelease(t *testing.T, ns, file string, extra map[string]any) *r
 	// The example's public URL stays: the relay verifies signatures over it, whatever address a request
 	// reaches the pod by (here 127.0.0.1, as it would be the ingress controller's in a real cluster).
 	r.publicURL = v.PublicURL
-	secrets := map[string]map[string]string{}
-	put := func(secret, key, value string) {
-		if secrets[secret] == nil {
-			secrets[secret] = map[string]string{}
-		}
-		secrets[secret][key] = value
-	}
-
-	repo, tag, _ := strings.Cut(e.image, ":")
-	node := map[string]any{
-		"image":        map[string]any{"repository": repo, "tag": tag, "pullPolicy": "Never"},
-		"hostNetwork":  true,
-		"strategy":     map[string]any{"type": "RollingUpdate", "rollingUpdate": map[string]any{"maxSurge": 0, "maxUnavailable": 1}},
-		"replicaCount": 1,
-		"autoscaling":  map[string]any{"enabled": false},
-		"config": map[string]any{
-			"listen": ":" + strconv.Itoa(r.port),
-			"admin":  map[string]any{"listen": ":" + strconv.Itoa(r.adminPort)},
-		},
-	}
-	kafka := map[string]any{"brokers": []string{e.kafka.Addr()}}
-	node["kafka"] = kafka
-
-	if tw := v.Twilio; tw.ExistingSecret != "" {
-		put(tw.ExistingSecret, tw.ExistingSecretKey, r.token)
-	} else {
-		node["twilio"] = map[string]any{"authTokens": []string{r.token}}
-	}
-	if b := v.Twilio.BasicAuth; b.Username != "" {
-		password := b.Password
-		if b.ExistingSecret != "" {
-			password = "basic-" + randomWord()
-			put(b.ExistingSecret, b.ExistingSecretKey, password)
-		}
-		r.basic = url.UserPassword(b.Username, password)
-	}
-	if s := v.Kafka.SASL; s.Mechanism != "" {
-		kafka["brokers"] = []string{e.kafka.SASLAddr()}
-		if s.ExistingSecret != "" {
-			put(s.ExistingSecret, s.ExistingSecretKey, e.sasl[s.Username])
-		} else {
-			kafka["sasl"] = map[string]any{"password": e.sasl[s.Username]}
-		}
-		r.notes = append(r.notes, "SASL "+s.Mechanism)
-	}
-	if v.Kafka.TLS.Enabled {
-		kafka["tls"] = map[string]any{"enabled": false, "caSecret": map[string]any{"name": ""}, "clientCertSecret": map[string]any{"name": ""}}
-		r.notes = append(r.notes, "TLS off (the test broker has no TLS listener)")
-	}
+	node, secrets := r.nodeValues(v)
 	mergeValues(node, extra)
-
 	r.files = []string{file, writeYAML(t, node)}
+
 	c := e.c
 	c.Kubectl(t, "create", "namespace", ns)
 	t.Cleanup(func() {
@@ -177,32 +81,6 @@ func (e *env) newRelease(t *testing.T, ns, file string, extra map[string]any) *r
 	r.before = r.objects(t)
 	r.topics, r.dead = r.routedTopics(t)
 	return r
-}
-
-// mergeValues merges src into dst, maps key by key (as Helm merges values files).
-func mergeValues(dst, src map[string]any) {
-	for k, v := range src {
-		if sm, ok := v.(map[string]any); ok {
-			if dm, ok := dst[k].(map[string]any); ok {
-				mergeValues(dm, sm)
-				continue
-			}
-		}
-		dst[k] = v
-	}
-}
-
-func writeYAML(t *testing.T, v any) string {
-	t.Helper()
-	b, err := yaml.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := filepath.Join(t.TempDir(), "node-values.yaml")
-	if err := os.WriteFile(f, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return f
 }
 
 // helmArgs returns args followed by the release's values files.
@@ -348,78 +226,6 @@ func (r *release) check(t *testing.T, scenario string, l *ledger.Ledger, note st
 	return rep
 }
 
-// pod is what the tests look at in a pod.
-type pod struct {
-	Name, UID string
-	Ready     bool
-	Deleting  bool
-}
-
-// pods lists the release's pods.
-func (r *release) pods(t *testing.T) []pod {
-	t.Helper()
-	out := r.e.c.Kubectl(t, "-n", r.ns, "get", "pods", "-l", "app.kubernetes.io/instance=relay", "-o", "json")
-	var list struct {
-		Items []struct {
-			Metadata struct {
-				Name              string  `json:"name"`
-				UID               string  `json:"uid"`
-				DeletionTimestamp *string `json:"deletionTimestamp"`
-			} `json:"metadata"`
-			Status struct {
-				Conditions []struct{ Type, Status string } `json:"conditions"`
-			} `json:"status"`
-		} `json:"items"`
-	}
-	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		t.Fatal(err)
-	}
-	var pods []pod
-	for _, it := range list.Items {
-		p := pod{Name: it.Metadata.Name, UID: it.Metadata.UID, Deleting: it.Metadata.DeletionTimestamp != nil}
-		for _, c := range it.Status.Conditions {
-			p.Ready = p.Ready || (c.Type == "Ready" && c.Status == "True")
-		}
-		pods = append(pods, p)
-	}
-	return pods
-}
-
-// onePod returns the release's only pod, failing the test when there is not exactly one.
-func (r *release) onePod(t *testing.T) pod {
-	t.Helper()
-	pods := r.pods(t)
-	if len(pods) != 1 {
-		t.Fatalf("want one pod, have %v", pods)
-	}
-	return pods[0]
-}
-
-// waitFor polls cond every 200 ms for within at most.
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// objects lists the namespace's objects (kind/name), except events and what every namespace holds.
-func (r *release) objects(t *testing.T) []string {
-	t.Helper()
-	kinds := strings.Fields(r.e.c.Kubectl(t, "api-resources", "--verbs=list", "--namespaced", "-o", "name"))
-	kinds = slices.DeleteFunc(kinds, func(k string) bool { return strings.HasPrefix(k, "events") })
-	out := r.e.c.Kubectl(t, "-n", r.ns, "get", strings.Join(kinds, ","), "-o", "name", "--ignore-not-found")
-	objs := slices.DeleteFunc(strings.Fields(out), func(o string) bool {
-		return o == "configmap/kube-root-ca.crt" || o == "serviceaccount/default"
-	})
-	slices.Sort(objs)
-	return objs
-}
-
 // uninstall runs `helm uninstall --wait`, waits for the pods to go, and checks that the namespace holds
 // nothing the install added but what the docs say stays (keep: the PersistentVolumeClaims of the spool).
 func (r *release) uninstall(t *testing.T, keep ...string) {
@@ -431,59 +237,4 @@ func (r *release) uninstall(t *testing.T, keep ...string) {
 		return slices.Equal(left, keep)
 	})
 	t.Logf("helm uninstall left %v (expected %v)", left, keep)
-}
-
-// diagnose logs what explains a failure: the namespace's events and the tail of every container log.
-func (r *release) diagnose(t *testing.T) {
-	if out, err := r.e.c.KubectlErr(nil, "-n", r.ns, "get", "events", "--sort-by=.lastTimestamp"); err == nil {
-		t.Logf("events in %s:\n%s", r.ns, tailString(out, 3<<10))
-	}
-	logs, _ := filepath.Glob(filepath.Join(r.e.c.Dir, "pod-logs", r.ns+"_*", "*", "*.log"))
-	for _, f := range logs {
-		b, _ := os.ReadFile(f)
-		t.Logf("tail of %s:\n%s", f, tailString(string(b), 3<<10))
-	}
-}
-
-// spoolDepth reads the admin listener's /spool: messages waiting, every sink together.
-func (r *release) spoolDepth() (int, error) {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/spool", r.adminPort))
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var st struct{ Sinks []struct{ Depth int } }
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, s := range st.Sinks {
-		n += s.Depth
-	}
-	return n, nil
-}
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
-// randomWord returns 16 random letters and digits: a password the broker's SASL setup accepts.
-func randomWord() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }
