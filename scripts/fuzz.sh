@@ -9,7 +9,7 @@
 # 1.27; seen once in CI here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for target in relay/twilio:FuzzDecode:40000x relay/twilio:FuzzVerify:30000x relay/twilio:FuzzClassic:24000x \
+for target in relay/twilio:FuzzDecode:40000x relay/twilio:FuzzVerify:30000x relay/twilio:FuzzVerifyAsTwilioGo:60000x relay/twilio:FuzzClassic:24000x \
 	relay/twilio:FuzzValidEquivalent:60000x relay/config:FuzzParse:6000x relay:FuzzTemplate:190000x \
 	relay/internal/jsonscan:FuzzMembers:270000x relay/internal/jsonscan:FuzzElements:300000x; do
 	IFS=: read -r pkg fn budget <<<"$target"

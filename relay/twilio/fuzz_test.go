@@ -244,11 +244,10 @@ func portForms(token, u, q string) []string {
 	return out
 }
 
-// queryParam returns the single bodySHA256 value of q, or "" (independent of the package under test).
+// queryParam returns the bodySHA256 value of q as twilio-go reads it (the query up to any '#', the first
+// value of the parameters url.ParseQuery could parse), or "" (independent of the package under test).
 func queryParam(q string) string {
-	vals, err := url.ParseQuery(q)
-	if err != nil || len(vals["bodySHA256"]) != 1 {
-		return ""
-	}
-	return vals["bodySHA256"][0]
+	q, _, _ = strings.Cut(q, "#")
+	vals, _ := url.ParseQuery(q)
+	return vals.Get("bodySHA256")
 }

@@ -12,9 +12,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash"
-	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/twilio/twilio-go/client"
 )
@@ -51,9 +51,17 @@ func Reason(err error) string {
 
 // Verifier checks X-Twilio-Signature on Event Streams webhook requests against a keyring of auth tokens:
 // a request signed with any of them passes (token rotation, one token per subaccount).
+//
+// It accepts exactly what twilio-go's RequestValidator.ValidateBody accepts for the same URL, body and
+// signature, with two refusals of its own: a request without a bodySHA256 value fails (ValidateBody would
+// check the body as a form instead), and a public URL holding '?' or '#' is never used. The common case
+// (one HMAC per token over the URL exactly as given) is checked without allocating; twilio-go itself
+// checks the rest (the URL with the default port added or removed). FuzzVerifyAsTwilioGo holds the two to
+// the same answers.
 type Verifier struct {
 	validators []client.RequestValidator
 	macs       []sync.Pool // per token: *macState keyed with it
+	parsed     atomic.Pointer[map[string]bool]
 }
 
 // macState is one token's HMAC-SHA1 with the buffers a check writes, pooled so that the common case
@@ -75,35 +83,27 @@ func NewVerifier(tokens []string) *Verifier {
 	return v
 }
 
-// exact reports whether signature is the HMAC of publicURL + "?" + rawQuery, exactly as given, with one of
-// the tokens: the common case, one HMAC per token. twilio-go's Validate accepts this form too, and also the
-// URL with the default port added or removed, at two HMACs and several URL parses per token.
+// sigLen is the length of a canonical X-Twilio-Signature: a 20-byte HMAC-SHA1 in padded standard base64.
+const sigLen = 28
+
+// exact reports whether signature is, character for character, the base64 of the HMAC of publicURL + "?"
+// + rawQuery with one of the tokens. twilio-go compares the base64 text too, so a signature that decodes
+// to the same bytes but is written another way (non-canonical padding bits, line breaks, no padding)
+// fails, as it does there.
 func (v *Verifier) exact(publicURL, rawQuery, signature string) bool {
-	var buf [32]byte // a signature is 28 characters: decoded here; a longer one the allocating way
-	var want []byte
-	if base64.StdEncoding.DecodedLen(len(signature)) <= len(buf) {
-		n, err := base64.StdEncoding.Decode(buf[:], []byte(signature))
-		if err != nil {
-			return false
-		}
-		want = buf[:n]
-	} else {
-		var err error
-		if want, err = base64.StdEncoding.DecodeString(signature); err != nil { // it may hold CR and LF, skipped
-			return false
-		}
-	}
-	if len(want) != sha1.Size {
+	if len(signature) != sigLen {
 		return false
 	}
+	var got, want [sigLen]byte
+	copy(got[:], signature)
 	for i := range v.macs {
 		st := v.macs[i].Get().(*macState)
 		st.mac.Reset()
 		st.msg = append(append(append(st.msg[:0], publicURL...), '?'), rawQuery...)
 		st.mac.Write(st.msg)
-		ok := hmac.Equal(st.mac.Sum(st.sum[:0]), want)
+		base64.StdEncoding.Encode(want[:], st.mac.Sum(st.sum[:0]))
 		v.macs[i].Put(st)
-		if ok {
+		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
 			return true
 		}
 	}
@@ -112,25 +112,25 @@ func (v *Verifier) exact(publicURL, rawQuery, signature string) bool {
 
 // Verify checks a JSON webhook request: publicURLs are the forms of the URL Twilio was told to call,
 // without its query (scheme, host, optional port, path), any of which may have been signed; rawQuery is
-// the query exactly as received, without '?'; body is the raw body. It fails closed: a missing signature or a missing or repeated bodySHA256 parameter never
-// passes, and the body hash is checked before any signature.
+// the query exactly as received, without '?'; body is the raw body. It fails closed: a missing signature
+// or a missing or empty bodySHA256 never passes, and the body hash is checked before any signature.
 func (v *Verifier) Verify(publicURLs []string, rawQuery string, body []byte, signature string) error {
 	if signature == "" {
 		return ErrNoSignature
 	}
-	q, err := url.ParseQuery(rawQuery)
-	if err != nil || len(q["bodySHA256"]) != 1 || q.Get("bodySHA256") == "" {
+	h := bodySHA256(rawQuery)
+	if h == "" {
 		return ErrNoBodyHash
 	}
-	sum := sha256.Sum256(body)
-	var want [2 * sha256.Size]byte
-	hex.Encode(want[:], sum[:])
-	if subtle.ConstantTimeCompare(want[:], []byte(strings.ToLower(q.Get("bodySHA256")))) != 1 {
+	if !bodyHashMatches(body, h) {
 		return ErrBodyHashMismatch
 	}
 	for _, u := range publicURLs {
 		if strings.ContainsAny(u, "?#") {
 			continue // not a base URL: the query it would hide could select twilio-go's form check
+		}
+		if !v.parses(u, rawQuery) {
+			continue // ValidateBody refuses a URL that url.Parse refuses
 		}
 		if v.exact(u, rawQuery, signature) {
 			return nil
@@ -138,14 +138,27 @@ func (v *Verifier) Verify(publicURLs []string, rawQuery string, body []byte, sig
 		full := u + "?" + rawQuery
 		for i := range v.validators {
 			// Validate with no parameters: the HMAC over the URL alone, with and without the default
-			// port, compared in constant time. Not ValidateBody: the body hash is checked above, and
-			// ValidateBody falls back to the form-encoded check when it finds no bodySHA256.
+			// port, compared in constant time: what ValidateBody does once it has found bodySHA256 (and
+			// the body hash is checked above).
 			if v.validators[i].Validate(full, nil, signature) {
 				return nil
 			}
 		}
 	}
 	return ErrSignatureMismatch
+}
+
+// bodyHashMatches compares h with the lowercase hex SHA-256 of body, in constant time and case-sensitively
+// like twilio-go (which formats the sum with %x): uppercase hex does not match.
+func bodyHashMatches(body []byte, h string) bool {
+	if len(h) != 2*sha256.Size {
+		return false
+	}
+	sum := sha256.Sum256(body)
+	var want, got [2 * sha256.Size]byte
+	hex.Encode(want[:], sum[:])
+	copy(got[:], h)
+	return subtle.ConstantTimeCompare(want[:], got[:]) == 1
 }
 
 // Sign does what Twilio does before it posts body to a webhook sink at rawURL: it appends the
