@@ -53,10 +53,11 @@ func (e *Event) DedupeKey() string {
 	return e.Endpoint + "\x00" + e.Source + "\x00" + e.ID
 }
 
-// SchemaVersion returns the version number at the end of the dataschema URL Twilio sets
-// (https://events-schemas.twilio.com/Messaging.MessageStatus/5 is version 5).
+// SchemaVersion returns the version number at the end of the dataschema URL Twilio sets: both
+// https://events-schemas.twilio.com/Messaging.MessageStatus/7 and, as the sink test event has it,
+// https://events-schemas.twilio.com/EventStreams.TestSink/1.json name a version (7, 1).
 func (e *Event) SchemaVersion() (int, bool) {
-	s := e.DataSchema
+	s := strings.TrimSuffix(e.DataSchema, ".json")
 	i := strings.LastIndexByte(s, '/')
 	if i < 0 || i == len(s)-1 {
 		return 0, false

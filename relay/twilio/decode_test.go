@@ -387,6 +387,10 @@ func TestDecodeSamples(t *testing.T) {
 				if e.ResourceSID() == "" && e.Type != relay.TestEventType && !(stringData && opts.KeepDataString) {
 					t.Errorf("no resource SID found in %s", e.Data)
 				}
+				// Every sample names its schema version, the test event's URL ending in ".json" included.
+				if v, ok := e.SchemaVersion(); !ok || v < 1 {
+					t.Errorf("dataschema %q: schema version %d, %v", e.DataSchema, v, ok)
+				}
 			}
 		})
 	}

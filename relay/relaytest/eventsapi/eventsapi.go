@@ -13,7 +13,6 @@ package eventsapi
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay/twilio"
+	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
 )
 
 // Host is the host the fake puts in the URLs it returns, like Twilio's.
@@ -268,17 +268,10 @@ func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
 // deliverTest posts the sink test event to the sink's destination, signed like Twilio signs it.
 func (s *Server) deliverTest(sinkSID, accountSID, token, destination string, batch bool, testID string) {
 	defer s.sending.Done()
-	ev := map[string]any{
-		"specversion": "1.0", "type": "com.twilio.eventstreams.test-event", "source": "Sink", "id": accountSID,
-		"dataschema": "https://events-schemas.twilio.com/EventStreams.TestSink/1", "datacontenttype": "application/json",
-		"time": time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), "data": map[string]string{"test_id": testID},
-	}
-	var body []byte
+	body := twiliotest.TestEvent(accountSID, testID, time.Now())
 	if batch {
-		body, _ = json.Marshal([]any{ev})
-	} else { // one event per request: sent bare (how Twilio shapes it is not documented; the relay takes both)
-		body, _ = json.Marshal(ev)
-	}
+		body = append(append([]byte{'['}, body...), ']')
+	} // else one event per request, sent bare (how Twilio shapes it is not documented; the relay takes both)
 	d := Delivery{SinkSID: sinkSID, TestID: testID}
 	defer func() {
 		s.mu.Lock()

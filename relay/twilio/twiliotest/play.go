@@ -130,9 +130,16 @@ func FreshClassic(params url.Values) url.Values {
 func NewTestEvent(accountSID string) []byte {
 	id := randomHex(16)
 	id = id[:8] + "-" + id[8:12] + "-" + id[12:16] + "-" + id[16:20] + "-" + id[20:]
+	return TestEvent(accountSID, id, time.Now())
+}
+
+// TestEvent returns the sink test event Twilio posts for a sink test with testID, in Twilio's shape (the
+// webhook quickstart's): id the account SID, source "Sink", dataschema
+// https://events-schemas.twilio.com/EventStreams.TestSink/1.json, time in milliseconds, data {"test_id"}.
+func TestEvent(accountSID, testID string, at time.Time) []byte {
 	return fmt.Appendf(nil, `{"specversion":"1.0","type":%q,"source":"Sink","id":%q,`+
-		`"dataschema":"https://events-schemas.twilio.com/EventStreams.TestSink/1","datacontenttype":"application/json",`+
-		`"time":%q,"data":{"test_id":%q}}`, relay.TestEventType, accountSID, time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), id)
+		`"dataschema":"https://events-schemas.twilio.com/EventStreams.TestSink/1.json","datacontenttype":"application/json",`+
+		`"time":%q,"data":{"test_id":%q}}`, relay.TestEventType, accountSID, at.UTC().Format("2006-01-02T15:04:05.000Z"), testID)
 }
 
 func randomHex(n int) string {
