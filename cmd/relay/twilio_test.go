@@ -176,7 +176,7 @@ func TestTwilioSideEndToEnd(t *testing.T) {
 		samples, _ := twilio.ClassicSamples()
 		want := map[string]string{} // ce_id → key
 		for _, p := range samples {
-			b := twilio.DecodeClassic("callbacks", nil, p, time.Now(), twilio.DecodeOptions{})
+			b := twilio.DecodeClassic("callbacks", nil, p, "", time.Now(), twilio.DecodeOptions{})
 			want[b.Events[0].ID] = b.Events[0].Subject
 		}
 		got := map[string]int{}

@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"bytes"
+	"net/url"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -24,18 +25,30 @@ type nopMonitor struct{}
 func (nopMonitor) Rejected(string, string, string)              {}
 func (nopMonitor) Processed(*relay.Batch, relay.Outcome, error) {}
 
-// classic verifies a classic form-encoded webhook (status callbacks, the Debugger webhook) with the
-// classic signature (URL + sorted parameters) and turns it into a batch of one event.
+// classic verifies a classic webhook (status callbacks, the Debugger webhook) and turns it into a batch of
+// one event. A POST carries its parameters as a form body, signed with the URL (the classic signature);
+// a GET (statusCallbackMethod GET) carries them in the query, and the signature covers the URL alone.
+// Twilio's I-Twilio-Idempotency-Token, when present, becomes part of the event's id.
 func (ep *Endpoint) classic(c *fiber.Ctx, raw []byte, arrived time.Time) (*relay.Batch, error) {
-	body := bytes.Clone(raw) // fasthttp reuses the buffer; the batch keeps the bytes
-	params, err := twilio.ParseForm(body)
-	if err == nil {
-		err = ep.Verifier.VerifyForm(ep.SignedURLs, rawQuery(c), params, c.Get(twilio.SignatureHeader))
+	var body []byte
+	var params url.Values
+	var err error
+	if c.Method() == fiber.MethodGet {
+		q := rawQuery(c)
+		body = []byte(q) // what a reject keeps: the parameters as received
+		if params, err = twilio.ParseForm(body); err == nil {
+			err = ep.Verifier.VerifyGet(ep.SignedURLs, q, c.Get(twilio.SignatureHeader))
+		}
+	} else {
+		body = bytes.Clone(raw) // fasthttp reuses the buffer; the batch keeps the bytes
+		if params, err = twilio.ParseForm(body); err == nil {
+			err = ep.Verifier.VerifyForm(ep.SignedURLs, rawQuery(c), params, c.Get(twilio.SignatureHeader))
+		}
 	}
 	if err != nil {
 		return nil, &relay.Error{Code: relay.EUNAUTHORIZED, Reason: twilio.Reason(err), Message: "request not verified: " + err.Error()}
 	}
-	return twilio.DecodeClassic(ep.Name, body, params, arrived, ep.Decode), nil
+	return twilio.DecodeClassic(ep.Name, body, params, c.Get(twilio.IdempotencyHeader), arrived, ep.Decode), nil
 }
 
 // verifiedURL is the URL the endpoint checks signatures against for this request: the public URL and

@@ -154,3 +154,52 @@ func TestClassicEndpointFollowsTheResponseContract(t *testing.T) {
 		t.Fatalf("reject_status 403: %d", a.status)
 	}
 }
+
+// TestClassicGET: a callback sent with GET (statusCallbackMethod GET) carries its parameters in the query
+// and is signed over the URL alone; Twilio's idempotency token becomes part of the event's id. An Event
+// Streams endpoint still answers GET 405.
+func TestClassicGET(t *testing.T) {
+	const acct = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	const token = "4f2e8fd5-6bb0-4e8e-840e-0bc9d828a22e"
+	q := url.Values{"AccountSid": {acct}, "CallSid": {"CA33333333333333333333333333333333"}, "CallStatus": {"completed"}}.Encode()
+	get := func(sig string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/myapp.php?"+q, nil)
+		r.Header.Set(twilio.SignatureHeader, sig)
+		r.Header.Set(twilio.IdempotencyHeader, token)
+		return r
+	}
+	p := &processor{}
+	s, mon := classicServer(t, p, 503)
+	if a := do(t, s, get(twilio.SignURL(classicToken, classicPublic+"?"+q))); a.status != 200 {
+		t.Fatalf("GET signed over the URL: %d %v", a.status, a.body)
+	}
+	if len(p.batches) != 1 || len(p.batches[0].Events) != 1 {
+		t.Fatalf("batches %+v", p.batches)
+	}
+	if ev := p.batches[0].Events[0]; ev.Type != "com.twilio.classic.voice.call.completed" || ev.ID != "CA33333333333333333333333333333333:completed:"+token {
+		t.Errorf("event %s %s", ev.Type, ev.ID)
+	}
+	// A POST-style signature (URL + sorted parameters) does not verify a GET.
+	params, _ := url.ParseQuery(q)
+	if a := do(t, s, get(twilio.SignForm(classicToken, classicPublic+"?"+q, params))); a.status != 503 || a.body["reason"] != "signature_mismatch" {
+		t.Fatalf("GET with a form signature: %d %v", a.status, a.body)
+	}
+	if len(mon.rejected) != 1 || mon.rejected[0].url != classicPublic+"?"+q {
+		t.Errorf("monitor told %+v", mon.rejected)
+	}
+
+	put, err := s.App().Test(httptest.NewRequest(http.MethodPut, "/myapp.php", nil), 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put.Body.Close()
+	if put.StatusCode != http.StatusMethodNotAllowed || put.Header.Get("Allow") != "GET, HEAD, POST" {
+		t.Errorf("PUT on a classic endpoint: %d, Allow %q", put.StatusCode, put.Header.Get("Allow"))
+	}
+
+	events, _ := newServer(t, &processor{}, nil)
+	r := httptest.NewRequest(http.MethodGet, "/hook?"+q, nil)
+	if a := do(t, events, r); a.status != http.StatusMethodNotAllowed {
+		t.Errorf("GET on an Event Streams endpoint: %d, want 405", a.status)
+	}
+}

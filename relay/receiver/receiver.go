@@ -90,6 +90,9 @@ func New(cfg Config, proc Processor, obs Observer, log *slog.Logger) *Server {
 	for i := range cfg.Endpoints {
 		ep := &cfg.Endpoints[i]
 		s.app.Post(ep.Path, s.handle(ep))
+		if ep.Classic { // a statusCallbackMethod may be GET
+			s.app.Get(ep.Path, s.handle(ep))
+		}
 	}
 	return s
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay"
+	"github.com/twilio/twilio-go/client"
 )
 
 // Classic webhooks are the form-encoded requests Twilio sends to a statusCallback URL (messaging and
@@ -21,6 +22,10 @@ import (
 // there is no bodySHA256. ClassicTypePrefix starts the CloudEvents type of every event made from one;
 // docs/twilio.md has the whole mapping.
 const ClassicTypePrefix = "com.twilio.classic."
+
+// IdempotencyHeader is the header in which Twilio sends a token that identifies one webhook request and
+// stays the same on Twilio's retries of it.
+const IdempotencyHeader = "I-Twilio-Idempotency-Token"
 
 // Reasons a classic request fails verification, besides ErrNoSignature and ErrSignatureMismatch.
 var (
@@ -46,12 +51,6 @@ func ParseForm(body []byte) (url.Values, error) {
 // request with a repeated key is therefore also checked that way: the values are folded into one map
 // entry ("v1" + key + "v2" …) so that Validate's concatenation yields key+v1 key+v2 … in that order.
 func (v *Verifier) VerifyForm(publicURLs []string, rawQuery string, params url.Values, signature string) error {
-	if signature == "" {
-		return ErrNoSignature
-	}
-	if q, err := url.ParseQuery(rawQuery); err == nil && q.Has("bodySHA256") {
-		return ErrEventsOnForms
-	}
 	first := make(map[string]string, len(params))
 	var folded map[string]string
 	for k, vs := range params {
@@ -66,6 +65,31 @@ func (v *Verifier) VerifyForm(publicURLs []string, rawQuery string, params url.V
 			folded[k] = strings.Join(sorted, k)
 		}
 	}
+	return v.verifyClassic(publicURLs, rawQuery, signature, func(rv *client.RequestValidator, full string) bool {
+		return rv.Validate(full, first, signature) || (folded != nil && rv.Validate(full, folded, signature))
+	})
+}
+
+// VerifyGet checks a classic webhook sent with GET (a statusCallbackMethod of GET): the parameters are in
+// the query, and the signature covers the URL with its query and nothing else: twilio-go's Validate with
+// no parameters (URL with and without the default port, constant-time), as twilio-go documents it for
+// GET webhooks. publicURLs and rawQuery are as for VerifyForm.
+func (v *Verifier) VerifyGet(publicURLs []string, rawQuery, signature string) error {
+	return v.verifyClassic(publicURLs, rawQuery, signature, func(rv *client.RequestValidator, full string) bool {
+		return rv.Validate(full, nil, signature)
+	})
+}
+
+// verifyClassic refuses what no classic webhook is (no signature, a bodySHA256 in the query), then asks
+// valid about each form of the signed URL (each public URL, with "?" and the query when there is one)
+// with each token's validator, until one says yes.
+func (v *Verifier) verifyClassic(publicURLs []string, rawQuery, signature string, valid func(rv *client.RequestValidator, full string) bool) error {
+	if signature == "" {
+		return ErrNoSignature
+	}
+	if q, err := url.ParseQuery(rawQuery); err == nil && q.Has("bodySHA256") {
+		return ErrEventsOnForms
+	}
 	for _, u := range publicURLs {
 		if strings.ContainsAny(u, "?#") {
 			continue
@@ -75,8 +99,7 @@ func (v *Verifier) VerifyForm(publicURLs []string, rawQuery string, params url.V
 			full += "?" + rawQuery
 		}
 		for i := range v.validators {
-			if v.validators[i].Validate(full, first, signature) ||
-				(folded != nil && v.validators[i].Validate(full, folded, signature)) {
+			if valid(&v.validators[i], full) {
 				return nil
 			}
 		}
@@ -135,6 +158,9 @@ var classicKinds = []classicKind{
 var (
 	statusRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	sidRE    = regexp.MustCompile(`^[A-Z]{2}[0-9a-fA-F]{32}$`)
+	// tokenRE bounds what an idempotency token may be to become part of an id (Twilio's are UUIDs); any
+	// other value is ignored and the id falls back to "<SID>:<status>".
+	tokenRE = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
 )
 
 // DecodeClassic turns the parameters of a verified classic webhook into a batch of one CloudEvent, or one
@@ -149,14 +175,17 @@ var (
 //   - voice status callback (CallSid, CallStatus): type com.twilio.classic.voice.call.<status>, source
 //     /2010-04-01/Accounts/<AccountSid>/Calls/<CallSid>.json.
 //
-// The id is "<resource SID>:<status>": the same callback re-sent has the same id and is deduplicated,
-// the next status of the same resource is a new event. subject is the resource SID (the Kafka key), time
+// The id is "<resource SID>:<status>:<token>" when the request carried Twilio's idempotency token (the
+// I-Twilio-Idempotency-Token header, the same on Twilio's retries of one callback), else
+// "<resource SID>:<status>": a retried callback has the same id and is deduplicated, two callbacks with
+// the same SID and status but different tokens (a <Dial action> posting in-progress twice) are two
+// events, and the next status of the same resource is a new event. subject is the resource SID (the Kafka key), time
 // the callback's Timestamp parameter when it has one, else at. data is a JSON object of the parameters:
 // a string per parameter, an array of strings for a repeated one; the Debugger's JSON Payload becomes
 // an object unless opts keep data strings.
-func DecodeClassic(endpoint string, body []byte, params url.Values, at time.Time, opts DecodeOptions) *relay.Batch {
+func DecodeClassic(endpoint string, body []byte, params url.Values, token string, at time.Time, opts DecodeOptions) *relay.Batch {
 	b := &relay.Batch{Endpoint: endpoint, ReceivedAt: at}
-	ev, err := classicEvent(params, at, opts)
+	ev, err := classicEvent(params, token, at, opts)
 	if err != nil {
 		b.Rejects = []relay.Reject{{Raw: body, Reason: relay.ReasonInvalidEvent, Detail: "classic webhook: " + err.Error()}}
 		return b
@@ -166,7 +195,7 @@ func DecodeClassic(endpoint string, body []byte, params url.Values, at time.Time
 	return b
 }
 
-func classicEvent(p url.Values, at time.Time, opts DecodeOptions) (*relay.Event, error) {
+func classicEvent(p url.Values, token string, at time.Time, opts DecodeOptions) (*relay.Event, error) {
 	var kind *classicKind
 	var sid, status string
 	for i := range classicKinds {
@@ -198,9 +227,13 @@ func classicEvent(p url.Values, at time.Time, opts DecodeOptions) (*relay.Event,
 	if err != nil {
 		return nil, err
 	}
+	id := sid + ":" + status
+	if tokenRE.MatchString(token) {
+		id += ":" + token
+	}
 	ev := &relay.Event{
 		SpecVersion:     "1.0",
-		ID:              sid + ":" + status,
+		ID:              id,
 		Source:          kind.source(p, sid),
 		Type:            kind.typ + status,
 		Subject:         sid,

@@ -42,7 +42,7 @@ func FuzzClassic(f *testing.F) {
 				t.Fatalf("SignForm's signature does not verify: %v (query %q, params %v)", err, rawQuery, params)
 			}
 		}
-		b := twilio.DecodeClassic("c", body, params, time.Unix(0, 0), twilio.DecodeOptions{})
+		b := twilio.DecodeClassic("c", body, params, "", time.Unix(0, 0), twilio.DecodeOptions{})
 		if len(b.Events)+len(b.Rejects) != 1 {
 			t.Fatalf("%d events, %d rejects", len(b.Events), len(b.Rejects))
 		}

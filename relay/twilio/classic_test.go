@@ -168,7 +168,7 @@ func TestDecodeClassic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := []byte(tt.params.Encode())
-			b := twilio.DecodeClassic("calls", body, tt.params, at, tt.opts)
+			b := twilio.DecodeClassic("calls", body, tt.params, "", at, tt.opts)
 			if tt.reject != "" {
 				if len(b.Events) != 0 || len(b.Rejects) != 1 || b.Rejects[0].Reason != relay.ReasonInvalidEvent ||
 					!strings.Contains(b.Rejects[0].Detail, tt.reject) || string(b.Rejects[0].Raw) != string(body) {
@@ -205,7 +205,7 @@ func TestDecodeClassic(t *testing.T) {
 				t.Errorf("Raw %s is not the CloudEvent", ev.Raw)
 			}
 			// The same callback again has the same id: a retry is deduplicated.
-			again := twilio.DecodeClassic("calls", body, tt.params, at.Add(time.Minute), tt.opts)
+			again := twilio.DecodeClassic("calls", body, tt.params, "", at.Add(time.Minute), tt.opts)
 			if again.Events[0].DedupeKey() != ev.DedupeKey() {
 				t.Errorf("a repeated callback has another dedupe key: %q vs %q", again.Events[0].DedupeKey(), ev.DedupeKey())
 			}
@@ -216,4 +216,69 @@ func TestDecodeClassic(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestDecodeClassicIdempotencyToken: Twilio's I-Twilio-Idempotency-Token (the same on its retries of one
+// callback) is part of the id, so a retry is deduplicated and two callbacks that share SID and status
+// (a <Dial action> posting in-progress twice) are not; without a usable token the id is SID:status.
+func TestDecodeClassicIdempotencyToken(t *testing.T) {
+	const acct = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	params := url.Values{"AccountSid": {acct}, "CallSid": {"CA33333333333333333333333333333333"}, "CallStatus": {"in-progress"}}
+	body := []byte(params.Encode())
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	key := func(token string) (string, string) {
+		b := twilio.DecodeClassic("calls", body, params, token, at, twilio.DecodeOptions{})
+		if len(b.Events) != 1 {
+			t.Fatalf("token %q: %+v", token, b.Rejects)
+		}
+		return b.Events[0].ID, b.Events[0].DedupeKey()
+	}
+	const tokA, tokB = "4f2e8fd5-6bb0-4e8e-840e-0bc9d828a22e", "b00cd941-9b6e-49c3-84fb-e2af2cf92cc7"
+	idA, keyA := key(tokA)
+	if idA != "CA33333333333333333333333333333333:in-progress:"+tokA {
+		t.Errorf("id with a token = %q", idA)
+	}
+	if _, again := key(tokA); again != keyA {
+		t.Errorf("Twilio's retry (same token) has another dedupe key: %q vs %q", again, keyA)
+	}
+	if _, keyB := key(tokB); keyB == keyA {
+		t.Errorf("two callbacks with different tokens share the dedupe key %q", keyA)
+	}
+	for _, bad := range []string{"", "a b", "x\x00", strings.Repeat("a", 129), "é"} {
+		if id, _ := key(bad); id != "CA33333333333333333333333333333333:in-progress" {
+			t.Errorf("token %q: id %q, want the SID:status fallback", bad, id)
+		}
+	}
+}
+
+// TestVerifyGet: a classic webhook sent with GET is signed over the URL with its query and nothing else
+// (twilio-go's Validate with no parameters), with the default-port variants twilio-go tries.
+func TestVerifyGet(t *testing.T) {
+	const query = "AccountSid=ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&CallSid=CA33333333333333333333333333333333&CallStatus=completed"
+	v := twilio.NewVerifier([]string{"other", vecToken})
+	tests := []struct {
+		name, query, sig string
+		want             error
+	}{
+		{"signed over the URL and query", query, hmacSig(vecToken, vecPublicURL+"?"+query), nil},
+		{"signed over the :443 form", query, hmacSig(vecToken, vecA5PublicPort+"?"+query), nil},
+		{"signed as a POST form (URL + sorted parameters)", query, hmacSig(vecToken, vecPublicURL+"?"+query+"AccountSidACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), twilio.ErrSignatureMismatch},
+		{"query reordered", "CallSid=CA33333333333333333333333333333333&AccountSid=ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&CallStatus=completed",
+			hmacSig(vecToken, vecPublicURL+"?"+query), twilio.ErrSignatureMismatch},
+		{"another token", query, hmacSig("54321", vecPublicURL+"?"+query), twilio.ErrSignatureMismatch},
+		{"no signature", query, "", twilio.ErrNoSignature},
+		{"an Event Streams request", vecA4Query1, vecA4Sig1, twilio.ErrEventsOnForms},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := v.VerifyGet([]string{vecPublicURL}, tt.query, tt.sig); !errors.Is(err, tt.want) {
+				t.Fatalf("VerifyGet = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	// twilio-go agrees on the first: Validate of the URL with its query and no parameters.
+	rv := client.NewRequestValidator(vecToken)
+	if !rv.Validate(vecPublicURL+"?"+query, nil, hmacSig(vecToken, vecPublicURL+"?"+query)) {
+		t.Fatal("twilio-go refuses a GET signature over the URL alone")
+	}
 }

@@ -80,7 +80,7 @@ func TestPostFormIsSignedTheClassicWay(t *testing.T) {
 			w.WriteHeader(503)
 			return
 		}
-		b := twilio.DecodeClassic("classic", body, params, time.Now(), twilio.DecodeOptions{})
+		b := twilio.DecodeClassic("classic", body, params, "", time.Now(), twilio.DecodeOptions{})
 		mu.Lock()
 		events = append(events, b.Events...)
 		mu.Unlock()
