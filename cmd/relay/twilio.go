@@ -24,8 +24,9 @@ const twilioUsage = `relay twilio: Twilio's side as code (Events API v1). Creden
 TWILIO_API_KEY + TWILIO_API_SECRET, or TWILIO_ACCOUNT_SID + TWILIO_AUTH_TOKEN (for a subaccount, its
 own SID and token or an API key created in it). See docs/twilio.md.
 
-  relay twilio apply [-config F] [-endpoint A,B] [-dry-run] [-prune]
-        create or update each event-streams endpoint's sink and subscription; -dry-run prints the diff
+  relay twilio apply [-config F] [-endpoint A,B] [-dry-run] [-prune] [-upgrade-schemas]
+        create or update each event-streams endpoint's sink and subscription; -dry-run prints the diff;
+        subscribed types keep their schema version unless -upgrade-schemas (or a route's schema_versions)
   relay twilio test  [-config F] [-endpoint A] [-sink DG…] [-admin URL] [-wait 30s] [-validate auto|always|never]
         trigger the sink test, wait for the relay to receive it, validate, say which hop failed
   relay twilio types [-config F] [-endpoint A,B]
@@ -158,6 +159,7 @@ func runTwilioApply(args []string, stdout, stderr io.Writer) error {
 	fs, path, only := twilioFlags("apply", stderr)
 	dry := fs.Bool("dry-run", false, "print the diff (missing +, changed ~, extra -) and change nothing")
 	prune := fs.Bool("prune", false, "also delete sinks and subscriptions the relay did not create that deliver to its endpoints")
+	upgrade := fs.Bool("upgrade-schemas", false, "move subscribed types that no route pins with schema_versions to the latest version of their schema")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -173,18 +175,30 @@ func runTwilioApply(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("twilio apply: %w", err)
 	}
-	plan := twilioapi.MakePlan(twilioapi.Desired(s.eps, s.cfg.Router(), catalog), st, twilioapi.PlanOptions{Prune: *prune, Known: s.all})
+	desired, err := twilioapi.Desired(s.eps, s.cfg.Router(), catalog, st, twilioapi.DesireOptions{UpgradeSchemas: *upgrade})
+	if err != nil {
+		return fmt.Errorf("twilio apply: the configuration names event types Twilio refuses:\n%w", err)
+	}
+	plan := twilioapi.MakePlan(desired, st, twilioapi.PlanOptions{Prune: *prune, Known: s.all})
 	s.tokenWarnings(stdout)
 	plan.Print(stdout)
-	if *dry || plan.Empty() {
-		fmt.Fprintf(stdout, "plan: %s%s\n", plan.Summary(), map[bool]string{true: " (dry run: nothing changed)", false: ""}[*dry])
+	if *dry {
+		fmt.Fprintf(stdout, "plan: %s (dry run: nothing changed)\n", plan.Summary())
 		return nil
 	}
-	fmt.Fprintln(stdout, "applying:")
-	if err := s.client.Apply(plan, stdout); err != nil {
-		return fmt.Errorf("twilio apply: %w (run it again: it picks up where it stopped)", err)
+	if !plan.Empty() {
+		fmt.Fprintln(stdout, "applying:")
 	}
-	fmt.Fprintf(stdout, "applied: %s\n", plan.Summary())
+	switch err := s.client.Apply(plan, stdout); {
+	case errors.Is(err, twilioapi.ErrSinkNotActive):
+		return fmt.Errorf("twilio apply: %w", err)
+	case err != nil:
+		return fmt.Errorf("twilio apply: %w (run it again: it picks up where it stopped)", err)
+	case plan.Empty():
+		fmt.Fprintf(stdout, "plan: %s\n", plan.Summary())
+	default:
+		fmt.Fprintf(stdout, "applied: %s\n", plan.Summary())
+	}
 	return nil
 }
 

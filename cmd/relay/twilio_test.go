@@ -115,7 +115,7 @@ func TestTwilioSideEndToEnd(t *testing.T) {
 		}
 		snap := fake.Snapshot(e2eAccount)
 		if len(snap.Sinks) != 1 || snap.Sinks[0].Destination != "https://relay.example.com/twilio/events" || len(snap.Subscriptions) != 1 ||
-			len(snap.Subscriptions[0].Types) != len(eventsapi.DefaultTypes) || snap.Subscriptions[0].Types["com.twilio.messaging.message.delivered"] != 5 {
+			len(snap.Subscriptions[0].Types) != len(availableTypes()) || snap.Subscriptions[0].Types["com.twilio.messaging.message.delivered"] != 7 {
 			t.Fatalf("after apply: %+v", snap)
 		}
 		if out, err := runCLI(t, "twilio", "apply", "-config", cfgPath); err != nil || !strings.Contains(out, "nothing to change") {

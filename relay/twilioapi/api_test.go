@@ -3,6 +3,7 @@ package twilioapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -58,8 +59,9 @@ func route(name string, types ...string) relay.Route {
 	return r
 }
 
-// sync plans against the account's state, applies, and returns the plan and what Apply printed.
-func sync(t *testing.T, c *twilioapi.Client, eps []twilioapi.Endpoint, r *relay.Router, opts twilioapi.PlanOptions) (*twilioapi.Plan, string) {
+// planWith reads the catalog and the state and plans, as `relay twilio apply` does.
+func planWith(t *testing.T, c *twilioapi.Client, eps []twilioapi.Endpoint, r *relay.Router, desire twilioapi.DesireOptions,
+	opts twilioapi.PlanOptions) (*twilioapi.Plan, error) {
 	t.Helper()
 	catalog, err := c.Catalog()
 	if err != nil {
@@ -69,9 +71,24 @@ func sync(t *testing.T, c *twilioapi.Client, eps []twilioapi.Endpoint, r *relay.
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := twilioapi.MakePlan(twilioapi.Desired(eps, r, catalog), st, opts)
+	desired, err := twilioapi.Desired(eps, r, catalog, st, desire)
+	if err != nil {
+		return nil, err
+	}
+	return twilioapi.MakePlan(desired, st, opts), nil
+}
+
+// sync plans against the account's state, applies, and returns the plan and what Apply printed.
+func sync(t *testing.T, c *twilioapi.Client, eps []twilioapi.Endpoint, r *relay.Router, opts twilioapi.PlanOptions) (*twilioapi.Plan, string) {
+	t.Helper()
+	p, err := planWith(t, c, eps, r, twilioapi.DesireOptions{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out bytes.Buffer
-	if err := c.Apply(p, &out); err != nil {
+	if err := c.Apply(p, &out); errors.Is(err, twilioapi.ErrSinkNotActive) {
+		t.Logf("apply: %v", err) // done, but the sink awaits its test
+	} else if err != nil {
 		t.Fatalf("apply: %v\n%s", err, out.String())
 	}
 	return p, out.String()
@@ -101,7 +118,7 @@ func TestApplyIsIdempotentAndConverges(t *testing.T) {
 	snap := fake.Snapshot(acct)
 	var ours eventsapi.SinkView
 	for _, s := range snap.Sinks {
-		if s.Description == "twilio-relay:events" {
+		if strings.HasPrefix(s.Description, "twilio-relay:events ") {
 			ours = s
 		}
 	}
@@ -117,7 +134,7 @@ func TestApplyIsIdempotentAndConverges(t *testing.T) {
 				t.Errorf("SinkConfiguration %q", req.Form.Get("SinkConfiguration"))
 			}
 		case req.Method == http.MethodPost && req.Path == "/v1/Subscriptions":
-			if len(req.Form["Types"]) != 6 || !strings.HasPrefix(req.Form["Types"][0], `{"schema_version":5,"type":"com.twilio.messaging.message.`) {
+			if len(req.Form["Types"]) != 6 || !strings.HasPrefix(req.Form["Types"][0], `{"schema_version":7,"type":"com.twilio.messaging.message.`) {
 				t.Errorf("Types %q: want six repeated JSON fields", req.Form["Types"])
 			}
 		}
@@ -235,7 +252,11 @@ func TestAPIErrors(t *testing.T) {
 	}
 	fake.Fail(http.MethodPost, "/v1/Subscriptions", 500, 20500, 1, "Internal Server Error")
 	var out bytes.Buffer
-	err = c.Apply(twilioapi.MakePlan(twilioapi.Desired(eps, r, catalog), st, twilioapi.PlanOptions{}), &out)
+	desired, err := twilioapi.Desired(eps, r, catalog, st, twilioapi.DesireOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Apply(twilioapi.MakePlan(desired, st, twilioapi.PlanOptions{}), &out)
 	if te, ok := twilioapi.APIError(err); !ok || te.Status != 500 || !strings.Contains(err.Error(), "+ subscription") {
 		t.Fatalf("a 500 on create subscription: %v", err)
 	}
@@ -266,8 +287,8 @@ func TestCatalogAndTypesReport(t *testing.T) {
 		t.Fatalf("%d types over pages of 2, want %d", len(catalog), len(eventsapi.DefaultTypes))
 	}
 	for _, et := range catalog {
-		if et.Type == "com.twilio.messaging.message.delivered" && (et.LatestVersion != 5 || et.SchemaID != "Messaging.MessageStatus") {
-			t.Errorf("%+v: want schema Messaging.MessageStatus at v5", et)
+		if et.Type == "com.twilio.messaging.message.delivered" && (et.LatestVersion != 7 || et.SchemaID != "Messaging.MessageStatus" || et.Status != "available") {
+			t.Errorf("%+v: want schema Messaging.MessageStatus at v7, available", et)
 		}
 	}
 	eps := []twilioapi.Endpoint{{Name: "events", Destination: dest, BatchEvents: true}}
@@ -284,8 +305,9 @@ func TestCatalogAndTypesReport(t *testing.T) {
 	}
 	var out bytes.Buffer
 	rep.Print(&out)
-	for _, want := range []string{"com.twilio.messaging.message.delivered", "events: msg", "@v5", "subscribed types no route matches",
-		"com.twilio.taskrouter.task.created v1  subscription DF"} {
+	for _, want := range []string{"com.twilio.messaging.message.delivered", "events: msg", "@v7", "subscribed types no route matches",
+		"com.twilio.taskrouter.task.created v4  subscription DF", "discontinued  events: rest",
+		"not subscribed: restricted: Twilio refuses it in new subscriptions"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -1,22 +1,51 @@
 package twilioapi
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	events "github.com/twilio/twilio-go/rest/events/v1"
 )
 
+// ErrSinkNotActive is returned by Apply, after every action is done, when a sink of the relay is not
+// active: Twilio does not deliver to it until a sink test and validation (`relay twilio test`).
+var ErrSinkNotActive = errors.New("a sink of the relay is not active")
+
 // Apply carries out the plan's actions in order and writes one line per action to w. It stops at the
 // first failure and returns it; the actions before it are done, and running the plan again from a fresh
-// State finishes the work (every step is idempotent at the level of the plan).
+// State finishes the work (every step is idempotent at the level of the plan: a sink created by a run
+// that failed later is the one the next run keeps). Each sink it creates is fetched again for its
+// status; when that one, or a sink the plan keeps, is not active, Apply returns ErrSinkNotActive naming
+// them once everything else is done.
 func (c *Client) Apply(p *Plan, w io.Writer) error {
 	created := map[string]string{} // endpoint → SID of the sink created by this run
+	inactive := slices.Clone(p.Inactive)
 	for _, a := range p.Actions {
 		if err := c.do(a, created, w); err != nil {
 			return fmt.Errorf("twilioapi: %s: %w", Describe(a), err)
 		}
+		if a.Op != CreateSink {
+			continue
+		}
+		s, err := c.api.FetchSink(created[a.Endpoint])
+		if err != nil {
+			return fmt.Errorf("twilioapi: read the status of sink %s: %w", created[a.Endpoint], err)
+		}
+		if sk := sinkFrom(*s); sk.Status != "active" {
+			inactive = append(inactive, sk)
+		}
+	}
+	if len(inactive) > 0 {
+		var names []string
+		for _, s := range inactive {
+			ep, _ := endpointOf(s.Description)
+			names = append(names, fmt.Sprintf("sink %s of endpoint %s is %q", s.SID, ep, s.Status))
+		}
+		return fmt.Errorf("twilioapi: %w: %s: Twilio delivers nothing to it until it is tested and validated: "+
+			"run `relay twilio test -endpoint <name>` with the relay running", ErrSinkNotActive, strings.Join(names, "; "))
 	}
 	return nil
 }
@@ -25,7 +54,7 @@ func (c *Client) do(a Action, created map[string]string, w io.Writer) error {
 	switch a.Op {
 	case CreateSink:
 		params := (&events.CreateSinkParams{}).
-			SetDescription(a.Spec.Description).
+			SetDescription(sinkDescription(a.Spec)).
 			SetSinkType("webhook").
 			// A map, not a JSON string: twilio-go encodes it once into the form field.
 			SetSinkConfiguration(map[string]any{"destination": a.Spec.Destination, "method": "POST", "batch_events": a.Spec.BatchEvents})
@@ -136,6 +165,15 @@ func (p *Plan) Print(w io.Writer) {
 	}
 	for _, n := range p.Notes {
 		fmt.Fprintln(w, "! "+n)
+	}
+	for _, s := range p.Inactive {
+		fmt.Fprintf(w, "! sink %s is %q, not active: Twilio delivers nothing to it until `relay twilio test` has tested and validated it\n", s.SID, s.Status)
+	}
+	if len(p.Skipped) > 0 {
+		fmt.Fprintln(w, "not subscribed (routed, but Twilio's lifecycle status of the type says no):")
+		for _, s := range p.Skipped {
+			fmt.Fprintf(w, "  %s  endpoint %s: %s\n", s.Type, s.Endpoint, s.Why)
+		}
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/twilio/twilio-go/client"
@@ -143,16 +142,4 @@ func APIError(err error) (*client.TwilioRestError, bool) {
 	var te *client.TwilioRestError
 	ok := errors.As(err, &te)
 	return te, ok
-}
-
-// Marker is the description prefix of everything the relay creates at Twilio; the endpoint name follows.
-const Marker = "twilio-relay:"
-
-// MarkerFor returns the description the relay gives the sink and subscription of an endpoint.
-func MarkerFor(endpoint string) string { return Marker + endpoint }
-
-// endpointOf returns the endpoint a description marks, or false when the relay did not create it.
-func endpointOf(description string) (string, bool) {
-	name, ok := strings.CutPrefix(description, Marker)
-	return name, ok && name != ""
 }

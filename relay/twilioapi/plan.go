@@ -3,104 +3,9 @@ package twilioapi
 import (
 	"cmp"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
-
-	"github.com/relaykit/twilio-relay/relay"
 )
-
-// Endpoint is what the plan needs to know of an event-streams endpoint of the configuration.
-type Endpoint struct {
-	Name string
-	// Destination is the sink destination: the endpoint's public URL, with user:pass@ when the endpoint
-	// takes Basic credentials.
-	Destination string
-	BatchEvents bool
-	// Types, when set, narrows the subscription to the types matching one of them.
-	Types relay.Globs
-}
-
-// SinkSpec is the sink and subscription an endpoint should have.
-type SinkSpec struct {
-	Endpoint    string
-	Description string
-	Destination string
-	BatchEvents bool
-	// Types are the types to subscribe, sorted by type.
-	Types []TypeVersion
-	// Skipped are notes on types a route names but that cannot be subscribed (no such schema version).
-	Skipped []string
-}
-
-// TestEventType is never subscribed: Twilio sends it only on a sink test.
-const testEventType = relay.TestEventType
-
-// Desired returns the sink each endpoint should have: its destination and, for each event type of the
-// catalog that a route sends somewhere from that endpoint, the schema version to subscribe. The routes
-// are read like the router reads them: a route applies to an endpoint when its endpoints globs match the
-// endpoint's name (or it has none) and to a type when its types globs match it (or it has none). The
-// version is that of the first applicable route listing schema_versions (the highest listed that
-// exists), else the latest. Sources, dataschemas and when conditions select events within a type and do
-// not narrow the subscription.
-func Desired(eps []Endpoint, router *relay.Router, catalog []EventType) []SinkSpec {
-	out := make([]SinkSpec, 0, len(eps))
-	for _, ep := range eps {
-		spec := SinkSpec{Endpoint: ep.Name, Description: MarkerFor(ep.Name), Destination: ep.Destination, BatchEvents: ep.BatchEvents}
-		for _, t := range catalog {
-			if t.Type == testEventType || !ep.Types.Match(t.Type) {
-				continue
-			}
-			v, routed, note := versionFor(router, ep.Name, t)
-			if note != "" {
-				spec.Skipped = append(spec.Skipped, note)
-			}
-			if routed {
-				spec.Types = append(spec.Types, TypeVersion{Type: t.Type, SchemaVersion: v})
-			}
-		}
-		slices.SortFunc(spec.Types, func(a, b TypeVersion) int { return cmp.Compare(a.Type, b.Type) })
-		out = append(out, spec)
-	}
-	return out
-}
-
-// versionFor returns the schema version to subscribe t at for endpoint, and whether any route applies.
-func versionFor(router *relay.Router, endpoint string, t EventType) (int, bool, string) {
-	var note string
-	for i := range router.Routes {
-		r := &router.Routes[i]
-		if !r.Match.Endpoints.Match(endpoint) || !r.Match.Types.Match(t.Type) {
-			continue
-		}
-		if len(r.Match.SchemaVersions) == 0 {
-			return t.LatestVersion, true, note
-		}
-		best := 0
-		for _, v := range r.Match.SchemaVersions {
-			if v <= t.LatestVersion || t.LatestVersion == 0 {
-				best = max(best, v)
-			}
-		}
-		if best > 0 {
-			return best, true, note
-		}
-		note = fmt.Sprintf("route %s: %s has no schema version in %v (latest %d)", r.Name, t.Type, r.Match.SchemaVersions, t.LatestVersion)
-	}
-	return 0, false, note
-}
-
-// RoutesFor names the routes that apply to events of type t arriving on endpoint.
-func RoutesFor(router *relay.Router, endpoint, t string) []string {
-	var out []string
-	for i := range router.Routes {
-		r := &router.Routes[i]
-		if r.Match.Endpoints.Match(endpoint) && r.Match.Types.Match(t) {
-			out = append(out, r.Name)
-		}
-	}
-	return out
-}
 
 // Op is one kind of change.
 type Op string
@@ -131,11 +36,19 @@ type Action struct {
 	Types    []TypeVersion // CreateSubscription
 }
 
-// Plan is the ordered list of changes that brings the account to the desired state, and notes on what
-// is left alone.
+// Plan is the ordered list of changes that brings the account to the desired state, notes on what is
+// left alone, the types routed but not subscribed, and the sinks the relay keeps that are not active.
 type Plan struct {
-	Actions []Action
-	Notes   []string
+	Actions  []Action
+	Notes    []string
+	Skipped  []EndpointSkip
+	Inactive []Sink
+}
+
+// EndpointSkip is a type an endpoint's routes send somewhere that is not subscribed, and why.
+type EndpointSkip struct {
+	Endpoint string
+	Skip
 }
 
 // Empty reports whether the plan changes nothing.
@@ -191,11 +104,11 @@ func MakePlan(desired []SinkSpec, st *State, opts PlanOptions) *Plan {
 }
 
 func (p *Plan) planEndpoint(d *SinkSpec, st *State, subsOf map[string][]Subscription, opts PlanOptions) {
-	var keep *Sink
-	var stale []Sink
-	for i := range st.Sinks {
-		s := st.Sinks[i]
-		if _, marked := endpointOf(s.Description); !marked {
+	var matching, stale []Sink
+	for _, s := range st.Sinks {
+		m, marked := parseMark(s.Description)
+		switch {
+		case !marked:
 			if s.Destination != "" && withoutUser(s.Destination) == withoutUser(d.Destination) {
 				if opts.Prune {
 					p.deleteSink(s, subsOf[s.SID], opts, "a sink the relay did not create delivers to endpoint "+d.Endpoint)
@@ -204,35 +117,73 @@ func (p *Plan) planEndpoint(d *SinkSpec, st *State, subsOf map[string][]Subscrip
 						s.SID, s.Description, d.Endpoint)
 				}
 			}
-			continue
+		case m.endpoint != d.Endpoint: // another endpoint's
+		case len(sinkDiffs(s, d)) == 0:
+			matching = append(matching, s)
+		default:
+			stale = append(stale, s)
 		}
-		if s.Description != d.Description {
-			continue // another endpoint's
+	}
+	// Of the sinks that match, the one that already has the relay's subscription stays: after a run
+	// that created a sink and failed before its subscription, the rerun finishes that sink.
+	var keep *Sink
+	for i := range matching {
+		if keep == nil || (!hasSub(subsOf[keep.SID], d.Description) && hasSub(subsOf[matching[i].SID], d.Description)) {
+			keep = &matching[i]
 		}
-		if keep == nil && sinkMatches(s, d) {
-			keep = &st.Sinks[i]
-			continue
-		}
-		stale = append(stale, s)
 	}
 	if keep == nil {
 		p.add(Action{Op: CreateSink, Endpoint: d.Endpoint, Spec: d, Why: "no sink of the relay has this configuration"})
-		if len(d.Types) > 0 {
-			p.add(Action{Op: CreateSubscription, Endpoint: d.Endpoint, Spec: d, Types: d.Types})
+		if types := p.movable(d, stale); len(types) > 0 {
+			p.add(Action{Op: CreateSubscription, Endpoint: d.Endpoint, Spec: d, Types: types})
 		}
 	} else {
 		p.planSubscription(d, keep, subsOf[keep.SID], opts)
+		if keep.Status != "" && keep.Status != "active" {
+			p.Inactive = append(p.Inactive, *keep)
+		}
+	}
+	for _, s := range matching {
+		if s.SID != keep.SID {
+			p.deleteSink(s, subsOf[s.SID], opts, "a second sink of the relay for this endpoint")
+		}
 	}
 	for _, s := range stale {
 		why := "a second sink of the relay for this endpoint"
 		if keep == nil {
-			why = "replaced: " + sinkDiff(s, d)
+			why = "replaced: " + strings.Join(sinkDiffs(s, d), ", ")
 		}
 		p.deleteSink(s, subsOf[s.SID], opts, why)
 	}
-	for _, n := range d.Skipped {
+	for _, n := range d.Notes {
 		p.note("endpoint %s: %s", d.Endpoint, n)
 	}
+	for _, sk := range d.Skipped {
+		p.Skipped = append(p.Skipped, EndpointSkip{Endpoint: d.Endpoint, Skip: sk})
+	}
+}
+
+// movable returns the types a new subscription for d can hold: Twilio refuses the kept ones (restricted)
+// in a new subscription, so their events stop when the old sink goes, which the plan says.
+func (p *Plan) movable(d *SinkSpec, old []Sink) []TypeVersion {
+	var out []TypeVersion
+	for _, t := range d.Types {
+		if !d.Kept[t.Type] {
+			out = append(out, t)
+			continue
+		}
+		var sids []string
+		for _, s := range old {
+			sids = append(sids, s.SID)
+		}
+		p.note("endpoint %s: %s cannot move to the new sink's subscription (Twilio refuses it in new subscriptions): "+
+			"its events stop when sink %s is deleted", d.Endpoint, t.Type, strings.Join(sids, ", "))
+	}
+	return out
+}
+
+func hasSub(subs []Subscription, description string) bool {
+	return slices.ContainsFunc(subs, func(s Subscription) bool { return s.Description == description })
 }
 
 func (p *Plan) planSubscription(d *SinkSpec, sink *Sink, subs []Subscription, opts PlanOptions) {
@@ -276,9 +227,17 @@ func (p *Plan) planSubscription(d *SinkSpec, sink *Sink, subs []Subscription, op
 			p.add(Action{Op: UpdateType, Endpoint: d.Endpoint, SinkSID: sink.SID, SubSID: own.SID, Type: t, From: v})
 		}
 	}
+	skipped := map[string]string{}
+	for _, sk := range d.Skipped {
+		skipped[sk.Type] = sk.Why
+	}
 	for _, t := range own.Types {
 		if !want[t.Type] {
-			p.add(Action{Op: RemoveType, Endpoint: d.Endpoint, SinkSID: sink.SID, SubSID: own.SID, Type: t, Why: "no route matches it"})
+			why := "no route matches it"
+			if w, ok := skipped[t.Type]; ok {
+				why = w
+			}
+			p.add(Action{Op: RemoveType, Endpoint: d.Endpoint, SinkSID: sink.SID, SubSID: own.SID, Type: t, Why: why})
 		}
 	}
 }
@@ -323,56 +282,4 @@ func rank(op Op) int {
 
 func (p *Plan) note(format string, args ...any) {
 	p.Notes = append(p.Notes, fmt.Sprintf(format, args...))
-}
-
-func sinkMatches(s Sink, d *SinkSpec) bool {
-	return s.SinkType == "webhook" && s.Destination == d.Destination && strings.EqualFold(s.Method, "POST") &&
-		s.BatchEvents != nil && *s.BatchEvents == d.BatchEvents
-}
-
-// sinkDiff says how a sink differs from the spec, for people (passwords redacted).
-func sinkDiff(s Sink, d *SinkSpec) string {
-	var diffs []string
-	if s.SinkType != "webhook" {
-		diffs = append(diffs, fmt.Sprintf("sink_type %s → webhook", s.SinkType))
-	}
-	if s.Destination != d.Destination {
-		diffs = append(diffs, fmt.Sprintf("destination %s → %s", redact(s.Destination), redact(d.Destination)))
-	}
-	if !strings.EqualFold(s.Method, "POST") {
-		diffs = append(diffs, fmt.Sprintf("method %q → POST", s.Method))
-	}
-	if s.BatchEvents == nil || *s.BatchEvents != d.BatchEvents {
-		was := "unset"
-		if s.BatchEvents != nil {
-			was = fmt.Sprint(*s.BatchEvents)
-		}
-		diffs = append(diffs, fmt.Sprintf("batch_events %s → %t", was, d.BatchEvents))
-	}
-	return strings.Join(diffs, ", ")
-}
-
-// redact hides the password of a URL with user:pass@.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
-
-// SameDestination reports whether two sink destinations are the same URL, credentials aside.
-func SameDestination(a, b string) bool { return a != "" && withoutUser(a) == withoutUser(b) }
-
-// withoutUser returns the URL without user:pass@.
-func withoutUser(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	u.User = nil
-	return u.String()
 }

@@ -69,8 +69,8 @@ func TestDesired(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Desired([]Endpoint{tt.ep}, &relay.Router{Routes: tt.routes}, catalog)
-			if len(got) != 1 {
+			got, err := Desired([]Endpoint{tt.ep}, &relay.Router{Routes: tt.routes}, catalog, nil, DesireOptions{})
+			if err != nil || len(got) != 1 {
 				t.Fatalf("%d specs", len(got))
 			}
 			if !slices.Equal(got[0].Types, tt.want) {
@@ -79,8 +79,8 @@ func TestDesired(t *testing.T) {
 			if got[0].Description != "twilio-relay:events" {
 				t.Errorf("description %q", got[0].Description)
 			}
-			if tt.skipped != "" && !slices.Contains(got[0].Skipped, tt.skipped) {
-				t.Errorf("skipped %q, want %q", got[0].Skipped, tt.skipped)
+			if tt.skipped != "" && !slices.Contains(got[0].Notes, tt.skipped) {
+				t.Errorf("notes %q, want %q", got[0].Notes, tt.skipped)
 			}
 		})
 	}
@@ -124,12 +124,18 @@ func TestMakePlan(t *testing.T) {
 				`+ subscription "twilio-relay:events" on the new sink with 2 types`,
 				`- subscription DF1 on sink DG1: its sink is deleted`,
 				`- sink DG1: replaced: destination https://old.example.com/e → ` + dest}},
-		{name: "batch_events unset counts as a change",
+		{name: "batch_events neither echoed nor recorded: the sink is kept (the echo says less, not something else)",
 			state: State{Sinks: []Sink{{SID: "DG1", Description: "twilio-relay:events", SinkType: "webhook", Destination: dest, Method: "POST"}}},
+			want:  []string{`+ subscription "twilio-relay:events" on DG1 with 2 types`}},
+		{name: "batch_events not echoed: the description's record decides",
+			state: State{Sinks: []Sink{{SID: "DG1", Description: "twilio-relay:events batch_events=false", SinkType: "webhook", Destination: dest}}},
 			want: []string{
 				`+ sink "twilio-relay:events" webhook POST ` + dest + ` batch_events=true: no sink of the relay has this configuration`,
 				`+ subscription "twilio-relay:events" on the new sink with 2 types`,
-				`- sink DG1: replaced: batch_events unset → true`}},
+				`- sink DG1: replaced: batch_events false → true`}},
+		{name: "batch_events echoed wins over the record",
+			state: State{Sinks: []Sink{{SID: "DG1", Description: "twilio-relay:events batch_events=false", SinkType: "webhook", Destination: dest, BatchEvents: ptr(true)}},
+				Subscriptions: []Subscription{ownSub}}},
 		{name: "foreign sink to the same URL and foreign subscription on ours: left alone, noted",
 			state: State{Sinks: []Sink{ownSink, {SID: "DG9", Description: "console sink", SinkType: "webhook", Destination: dest, Method: "POST"}},
 				Subscriptions: []Subscription{ownSub, {SID: "DF9", Description: "by hand", SinkSID: "DG1"}}},
@@ -158,6 +164,10 @@ func TestMakePlan(t *testing.T) {
 			desired: []SinkSpec{{Endpoint: "events", Description: "twilio-relay:events", Destination: dest, BatchEvents: true}},
 			state:   State{Sinks: []Sink{ownSink}, Subscriptions: []Subscription{ownSub}},
 			want:    []string{`- subscription DF1 on sink DG1: no route matches any event type`}},
+		{name: "two matching sinks: the one with the relay's subscription stays, whatever the order",
+			state: State{Sinks: []Sink{{SID: "DG0", Description: "twilio-relay:events", SinkType: "webhook", Destination: dest}, ownSink},
+				Subscriptions: []Subscription{ownSub}},
+			want: []string{`- sink DG0: a second sink of the relay for this endpoint`}},
 		{name: "two sinks of the relay for one endpoint: the matching one stays",
 			state: State{Sinks: []Sink{{SID: "DG0", Description: "twilio-relay:events", Destination: "https://x/"}, ownSink}, Subscriptions: []Subscription{ownSub}},
 			want:  []string{`- sink DG0: a second sink of the relay for this endpoint`}},

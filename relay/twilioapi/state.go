@@ -36,9 +36,12 @@ type State struct {
 	Subscriptions []Subscription
 }
 
-// EventType is an event type the account may subscribe to, with its latest schema version.
+// EventType is an event type of the account's catalog, with its latest schema version. Status is its
+// lifecycle status (lifecycle.go): available, deprecated, restricted or discontinued; DocumentationURL
+// points to its documentation or to the Twilio changelog entry about its status.
 type EventType struct {
 	Type, SchemaID, Description, Status string
+	DocumentationURL                    string
 	LatestVersion                       int
 }
 
@@ -98,7 +101,8 @@ func (c *Client) Catalog() ([]EventType, error) {
 	latest := map[string]int{}
 	out := make([]EventType, 0, len(types))
 	for _, t := range types {
-		et := EventType{Type: deref(t.Type), SchemaID: deref(t.SchemaId), Description: deref(t.Description), Status: deref(t.Status)}
+		et := EventType{Type: deref(t.Type), SchemaID: deref(t.SchemaId), Description: deref(t.Description), Status: deref(t.Status),
+			DocumentationURL: deref(t.DocumentationUrl)}
 		if et.SchemaID != "" {
 			v, ok := latest[et.SchemaID]
 			if !ok {

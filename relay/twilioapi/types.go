@@ -17,6 +17,9 @@ type TypeRow struct {
 	Routed []string
 	// Subscribed lists the subscriptions holding the type, with the version ("DF…@v5").
 	Subscribed []string
+	// Note says, for a routed type whose lifecycle status is not available, what apply does with it:
+	// why it is not subscribed, or the warning it is subscribed with.
+	Note string
 }
 
 // Unrouted is a subscribed type that no route matches for the endpoint the subscription delivers to.
@@ -41,7 +44,7 @@ func Types(catalog []EventType, eps []Endpoint, router *relay.Router, st *State)
 	sinkEndpoint := map[string]string{}
 	for _, s := range st.Sinks {
 		for _, ep := range eps {
-			if s.Description == MarkerFor(ep.Name) || (s.Destination != "" && withoutUser(s.Destination) == withoutUser(ep.Destination)) {
+			if name, ok := endpointOf(s.Description); (ok && name == ep.Name) || SameDestination(s.Destination, ep.Destination) {
 				sinkEndpoint[s.SID] = ep.Name
 			}
 		}
@@ -58,11 +61,17 @@ func Types(catalog []EventType, eps []Endpoint, router *relay.Router, st *State)
 	}
 	for _, t := range catalog {
 		row := TypeRow{EventType: t, Subscribed: subscribed[t.Type]}
+		var notes []string
 		for _, ep := range eps {
 			if rs := RoutesFor(router, ep.Name, t.Type); len(rs) > 0 {
 				row.Routed = append(row.Routed, ep.Name+": "+strings.Join(rs, ","))
+				_, subscribed := subscribedBy(st, ep.Name)[t.Type]
+				if n := lifecycleNote(lifecycle(t, namedExactly(router, ep, t.Type), subscribed)); n != "" && !slices.Contains(notes, n) {
+					notes = append(notes, n)
+				}
 			}
 		}
+		row.Note = strings.Join(notes, "; ")
 		rep.Rows = append(rep.Rows, row)
 	}
 	slices.SortFunc(rep.Unrouted, func(a, b Unrouted) int { return strings.Compare(a.Type.Type+a.Sub, b.Type.Type+b.Sub) })
@@ -72,10 +81,10 @@ func Types(catalog []EventType, eps []Endpoint, router *relay.Router, st *State)
 // Print writes the report as a table, then the subscribed types without a route.
 func (r *TypesReport) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TYPE\tSCHEMA\tLATEST\tSTATUS\tROUTED BY\tSUBSCRIBED")
+	fmt.Fprintln(tw, "TYPE\tSCHEMA\tLATEST\tSTATUS\tROUTED BY\tSUBSCRIBED\tNOTE")
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\t%s\t%s\n", row.Type, row.SchemaID, row.LatestVersion, row.Status,
-			orDash(strings.Join(row.Routed, "; ")), orDash(strings.Join(row.Subscribed, " ")))
+		fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\t%s\t%s\t%s\n", row.Type, row.SchemaID, row.LatestVersion, orDash(row.Status),
+			orDash(strings.Join(row.Routed, "; ")), orDash(strings.Join(row.Subscribed, " ")), orDash(row.Note))
 	}
 	_ = tw.Flush()
 	if len(r.Unrouted) == 0 {
@@ -93,4 +102,15 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// lifecycleNote is what the types report says of a verdict: nothing for an available type.
+func lifecycleNote(v verdict) string {
+	switch {
+	case v.err != "":
+		return "configuration error: " + v.err
+	case v.skip != "":
+		return "not subscribed: " + v.skip
+	}
+	return v.warn
 }

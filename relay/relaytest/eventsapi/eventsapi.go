@@ -3,11 +3,15 @@
 // Basic authentication with an account SID and auth token or an API key and secret, Subscription Types
 // as repeated form fields each holding a JSON object, SinkConfiguration as a JSON string field, JSON
 // resources with DG (sink) and DF (subscription) SIDs, list pages with meta and page sizes, and errors as
-// {"code", "message", "more_info", "status"}. CreateSinkTest really posts a signed test event to the
-// sink's destination, as Twilio does.
+// {"code", "message", "more_info", "status"}. Event types carry their lifecycle status (available,
+// deprecated, restricted, discontinued) and documentation URL, and restricted and discontinued types are
+// refused in new subscriptions and additions, as Twilio documents. CreateSinkTest really posts a signed
+// test event to the sink's destination, as Twilio does.
 //
-// Where Twilio's behaviour is not documented the fake picks one and says so (deleting a sink that a
-// subscription uses is refused; a test event is posted once, without retries).
+// Where Twilio's behaviour is not documented the fake picks one and says so: deleting a sink that a
+// subscription uses is refused; a test event is posted once, without retries; a sink's GET masks the
+// Basic password of its destination (Options.EchoPassword turns that off) and may leave batch_events out
+// (Options.OmitBatchEvents); the refusal of a restricted or discontinued type is error 91101.
 package eventsapi
 
 import (
@@ -44,32 +48,60 @@ type Options struct {
 	// NewSinkStatus is the status of a new sink: "active" (default; what Twilio documents now) or
 	// "initialized" (a sink that needs CreateSinkValidate).
 	NewSinkStatus string
+	// EchoPassword makes the sinks' GET return the destination's Basic password. By default the fake
+	// masks it ("****"): whether Twilio echoes it is not documented, and a caller must not depend on it.
+	EchoPassword bool
+	// OmitBatchEvents makes the sinks' GET leave batch_events out of sink_configuration (Twilio echoes it
+	// on live accounts; a caller must still converge without it).
+	OmitBatchEvents bool
 }
 
 // APIKey is an API key's secret and the account it belongs to.
 type APIKey struct{ Secret, Account string }
 
-// Type is an event type of the catalog; its schema has versions 1..Versions.
+// Type is an event type of the catalog; its schema has versions 1..Versions. Status is its lifecycle
+// status ("" is available); DocumentationURL, when set, replaces the generic documentation link.
 type Type struct {
 	Type, SchemaID, Description string
 	Versions                    int
+	Status, DocumentationURL    string
 }
 
-// DefaultTypes is a representative catalog (FACTS.md).
+// DefaultTypes is a representative catalog (FACTS.md) with a type in each lifecycle status Twilio
+// documents. The deprecated and discontinued ones were seen with those statuses on a live account
+// (2026-03); the restricted one's status is the fake's choice.
 var DefaultTypes = []Type{
-	{"com.twilio.messaging.message.queued", "Messaging.MessageStatus", "Message queued", 5},
-	{"com.twilio.messaging.message.sent", "Messaging.MessageStatus", "Message sent", 5},
-	{"com.twilio.messaging.message.delivered", "Messaging.MessageStatus", "Message delivered", 5},
-	{"com.twilio.messaging.message.undelivered", "Messaging.MessageStatus", "Message undelivered", 5},
-	{"com.twilio.messaging.message.failed", "Messaging.MessageStatus", "Message failed", 5},
-	{"com.twilio.messaging.message.read", "Messaging.MessageStatus", "Message read", 5},
-	{"com.twilio.messaging.inbound-message.received", "Messaging.InboundMessageV1", "Inbound message", 1},
-	{"com.twilio.voice.insights.call-summary.complete", "Voice.Insights.CallSummary", "Call summary complete", 2},
-	{"com.twilio.voice.insights.call-summary.partial", "Voice.Insights.CallSummary", "Call summary partial", 2},
-	{"com.twilio.voice.status-callback.call.completed", "Voice.StatusCallback", "Call completed", 1},
-	{"com.twilio.taskrouter.task.created", "TaskRouter.WDSEvent", "Task created", 1},
-	{"com.twilio.conversations.message.added", "Conversations.MessageAdded", "Conversation message added", 3},
-	{"com.twilio.error-logs.error.logged", "ErrorLogs.ErrorLogged", "Error logged", 1},
+	{Type: "com.twilio.messaging.message.queued", SchemaID: "Messaging.MessageStatus", Description: "Message queued", Versions: 7},
+	{Type: "com.twilio.messaging.message.sent", SchemaID: "Messaging.MessageStatus", Description: "Message sent", Versions: 7},
+	{Type: "com.twilio.messaging.message.delivered", SchemaID: "Messaging.MessageStatus", Description: "Message delivered", Versions: 7},
+	{Type: "com.twilio.messaging.message.undelivered", SchemaID: "Messaging.MessageStatus", Description: "Message undelivered", Versions: 7},
+	{Type: "com.twilio.messaging.message.failed", SchemaID: "Messaging.MessageStatus", Description: "Message failed", Versions: 7},
+	{Type: "com.twilio.messaging.message.read", SchemaID: "Messaging.MessageStatus", Description: "Message read", Versions: 7},
+	{Type: "com.twilio.messaging.inbound-message.received", SchemaID: "Messaging.InboundMessageV1", Description: "Inbound message", Versions: 6},
+	{Type: "com.twilio.voice.insights.call-summary.complete", SchemaID: "VoiceInsights.CallSummary", Description: "Call summary complete", Versions: 2},
+	{Type: "com.twilio.voice.insights.call-summary.partial", SchemaID: "VoiceInsights.CallSummary", Description: "Call summary partial", Versions: 2},
+	{Type: "com.twilio.voice.status-callback.call.completed", SchemaID: "Voice.StatusCallback", Description: "Call completed", Versions: 1},
+	{Type: "com.twilio.taskrouter.task.created", SchemaID: "TaskRouter.WDSEvent", Description: "Task created", Versions: 4},
+	{Type: "com.twilio.conversations.message.added", SchemaID: "Conversations.MessageAdded", Description: "Conversation message added", Versions: 3},
+	{Type: "com.twilio.error-logs.error.logged", SchemaID: "ErrorLogs.Error", Description: "Error logged", Versions: 2},
+	{Type: "com.twilio.voice.webhook.status-callback.call.completed", SchemaID: "Voice.WebhookEvent", Description: "Call completed (webhook)",
+		Versions: 2, Status: "deprecated", DocumentationURL: "https://www.twilio.com/en-us/changelog"},
+	{Type: "com.twilio.voice.insights.call-summary.predicted-complete", SchemaID: "VoiceInsights.CallSummary", Description: "Call summary predicted complete",
+		Versions: 2, Status: "restricted"},
+	{Type: "com.twilio.conversations.delivery.updated", SchemaID: "Conversations.DeliveryUpdated", Description: "Delivery updated",
+		Versions: 1, Status: "discontinued"},
+}
+
+// Subscribable returns the types of the catalog that Twilio takes in a new subscription: the available
+// and deprecated ones.
+func Subscribable(types []Type) []Type {
+	var out []Type
+	for _, t := range types {
+		if t.Status == "" || t.Status == "available" || t.Status == "deprecated" {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Request is one request the fake received.
@@ -176,6 +208,21 @@ func (s *Server) SetSigningToken(accountSID, token string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.accounts[accountSID].signing = token
+}
+
+// SetType adds t to the catalog or replaces the type of that name: a type whose lifecycle status changes
+// (deprecated, then restricted …) or whose schema gets a new version.
+func (s *Server) SetType(t Type) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.types[t.Type] = t
+	i := slices.IndexFunc(s.opts.Types, func(x Type) bool { return x.Type == t.Type })
+	if i < 0 {
+		s.opts.Types = append(slices.Clone(s.opts.Types), t)
+		return
+	}
+	s.opts.Types = slices.Clone(s.opts.Types)
+	s.opts.Types[i] = t
 }
 
 // Requests returns the requests received so far.

@@ -96,3 +96,57 @@ func TestWireShapes(t *testing.T) {
 		t.Fatalf("fetch a deleted sink: %d %v", status, body)
 	}
 }
+
+// TestLifecycleAndEcho: the catalog carries each type's lifecycle status and documentation URL; a new
+// subscription or an added type that Twilio refuses is refused in Twilio's error shape; the sink's GET
+// masks the Basic password and, when told, leaves batch_events out.
+func TestLifecycleAndEcho(t *testing.T) {
+	f := eventsapi.Start(t, eventsapi.Options{Accounts: map[string]string{acct: token}, OmitBatchEvents: true})
+	status, body := call(t, f, http.MethodGet, "/v1/Types/com.twilio.conversations.delivery.updated", nil, true)
+	if status != 200 || body["status"] != "discontinued" || body["documentation_url"] == nil {
+		t.Fatalf("type: %d %v", status, body)
+	}
+	if _, body := call(t, f, http.MethodGet, "/v1/Types/com.twilio.messaging.message.sent", nil, true); body["status"] != "available" {
+		t.Fatalf("an available type: %v", body)
+	}
+
+	_, body = call(t, f, http.MethodPost, "/v1/Sinks", url.Values{"Description": {"d"}, "SinkType": {"webhook"},
+		"SinkConfiguration": {`{"destination":"https://u:secret@h/x","method":"POST","batch_events":true}`}}, true)
+	sid, _ := body["sid"].(string)
+	conf := body["sink_configuration"].(map[string]any)
+	if conf["destination"] != "https://u:%2A%2A%2A%2A@h/x" || conf["batch_events"] != nil { // "****", escaped
+		t.Fatalf("sink echo %v: want the password masked and no batch_events", conf)
+	}
+
+	for _, tc := range []struct {
+		typ  string
+		code float64
+		msg  string
+	}{
+		{"com.twilio.conversations.delivery.updated", 91101, "Type is discontinued"},
+		{"com.twilio.voice.insights.call-summary.predicted-complete", 91101, "Type is restricted"},
+		{"com.twilio.nothing.like.it", 91104, "Type not found"},
+	} {
+		status, body := call(t, f, http.MethodPost, "/v1/Subscriptions", url.Values{"Description": {"s"}, "SinkSid": {sid},
+			"Types": {`{"type":"com.twilio.messaging.message.sent"}`, `{"type":"` + tc.typ + `"}`}}, true)
+		msg, _ := body["message"].(string)
+		if status != 400 || body["code"] != tc.code || body["status"] != float64(400) || !strings.HasPrefix(msg, tc.msg) || body["more_info"] == nil {
+			t.Errorf("subscribe %s: %d %v", tc.typ, status, body)
+		}
+	}
+	if n := len(f.Snapshot(acct).Subscriptions); n != 0 {
+		t.Fatalf("%d subscriptions made by refused requests", n)
+	}
+	// Deprecated types are still taken; restricted ones are not added to an existing subscription.
+	status, body = call(t, f, http.MethodPost, "/v1/Subscriptions", url.Values{"Description": {"s"}, "SinkSid": {sid},
+		"Types": {`{"type":"com.twilio.voice.webhook.status-callback.call.completed"}`}}, true)
+	sub, _ := body["sid"].(string)
+	if status != 201 {
+		t.Fatalf("subscribe a deprecated type: %d %v", status, body)
+	}
+	status, body = call(t, f, http.MethodPost, "/v1/Subscriptions/"+sub+"/SubscribedEvents",
+		url.Values{"Type": {"com.twilio.voice.insights.call-summary.predicted-complete"}}, true)
+	if status != 400 || body["code"] != float64(91101) {
+		t.Fatalf("add a restricted type: %d %v", status, body)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -165,10 +166,24 @@ func page[T any](r *http.Request, key string, items []T, view func(T) any) (int,
 
 // ---- sinks
 
-func sinkView(sk *sink) any {
+// sinkView is a sink as the API returns it: the destination's password masked unless EchoPassword, and
+// batch_events left out with OmitBatchEvents.
+func (s *Server) sinkView(sk *sink) any {
 	u := Host + "/v1/Sinks/" + sk.SID
+	conf := maps.Clone(sk.Config)
+	if dest, ok := conf["destination"].(string); ok && !s.opts.EchoPassword {
+		if d, err := url.Parse(dest); err == nil && d.User != nil {
+			if _, has := d.User.Password(); has {
+				d.User = url.UserPassword(d.User.Username(), "****")
+				conf["destination"] = d.String()
+			}
+		}
+	}
+	if s.opts.OmitBatchEvents {
+		delete(conf, "batch_events")
+	}
 	return map[string]any{"sid": sk.SID, "description": sk.Description, "sink_type": sk.SinkType, "status": sk.Status,
-		"sink_configuration": sk.Config, "date_created": sk.Created, "date_updated": sk.Updated, "url": u,
+		"sink_configuration": conf, "date_created": sk.Created, "date_updated": sk.Updated, "url": u,
 		"links": map[string]string{"sink_test": u + "/Test", "sink_validate": u + "/Validate"}}
 }
 
@@ -210,7 +225,7 @@ func (s *Server) createSink(a *account, _ *http.Request, form url.Values) (int, 
 	sk := &sink{SID: s.sid("DG"), Description: form.Get("Description"), SinkType: typ, Status: s.opts.NewSinkStatus,
 		Config: conf, Created: now(), Updated: now()}
 	a.sinks = append(a.sinks, sk)
-	return http.StatusCreated, sinkView(sk)
+	return http.StatusCreated, s.sinkView(sk)
 }
 
 func (s *Server) listSinks(a *account, r *http.Request, _ url.Values) (int, any) {
@@ -218,7 +233,7 @@ func (s *Server) listSinks(a *account, r *http.Request, _ url.Values) (int, any)
 	if st := r.URL.Query().Get("Status"); st != "" {
 		list = slices.DeleteFunc(slices.Clone(list), func(sk *sink) bool { return sk.Status != st })
 	}
-	return page(r, "sinks", list, sinkView)
+	return page(r, "sinks", list, s.sinkView)
 }
 
 func (s *Server) fetchSink(a *account, r *http.Request, _ url.Values) (int, any) {
@@ -226,7 +241,7 @@ func (s *Server) fetchSink(a *account, r *http.Request, _ url.Values) (int, any)
 	if sk == nil {
 		return notFound(r)
 	}
-	return http.StatusOK, sinkView(sk)
+	return http.StatusOK, s.sinkView(sk)
 }
 
 func (s *Server) updateSink(a *account, r *http.Request, form url.Values) (int, any) {
@@ -238,7 +253,7 @@ func (s *Server) updateSink(a *account, r *http.Request, form url.Values) (int, 
 		return missing("Description")
 	}
 	sk.Description, sk.Updated = form.Get("Description"), now()
-	return http.StatusOK, sinkView(sk)
+	return http.StatusOK, s.sinkView(sk)
 }
 
 func (s *Server) deleteSink(a *account, r *http.Request, _ url.Values) (int, any) {

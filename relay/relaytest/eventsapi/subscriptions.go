@@ -38,16 +38,27 @@ func (a *account) sub(sid string) *subscription {
 	return nil
 }
 
-// typeVersion checks a type and version against the catalog; version 0 means the latest.
-func (s *Server) typeVersion(typ string, v int) (int, bool) {
+// typeVersion checks a type and version against the catalog for a subscription (version 0 means the
+// latest) and answers as Twilio does: an unknown type is error 91104 ("Event type not found"); a
+// restricted or discontinued one is refused in new subscriptions and additions (the lifecycle table of
+// Twilio's docs; the message is the one seen on a live account, "Type is discontinued", the code 91101
+// "Subscription could not be created" is the fake's choice: Twilio documents none for it).
+func (s *Server) typeVersion(typ string, v int) (int, int, any) {
 	t, ok := s.types[typ]
-	if !ok || v < 0 || v > t.Versions {
-		return 0, false
-	}
-	if v == 0 {
+	switch {
+	case !ok:
+		status, body := errBody(http.StatusBadRequest, 91104, "Type not found in the system: %s", typ)
+		return 0, status, body
+	case t.Status == "restricted" || t.Status == "discontinued":
+		status, body := errBody(http.StatusBadRequest, 91101, "Type is %s: %s", t.Status, typ)
+		return 0, status, body
+	case v < 0 || v > t.Versions:
+		status, body := errBody(http.StatusBadRequest, 20001, "Unknown schema version %d of %s", v, typ)
+		return 0, status, body
+	case v == 0:
 		v = t.Versions
 	}
-	return v, true
+	return v, 0, nil
 }
 
 func (s *Server) createSubscription(a *account, _ *http.Request, form url.Values) (int, any) {
@@ -68,9 +79,9 @@ func (s *Server) createSubscription(a *account, _ *http.Request, form url.Values
 		if err := json.Unmarshal([]byte(raw), &t); err != nil || t.Type == "" {
 			return errBody(http.StatusBadRequest, 20001, "Types entry %q is not a JSON object with a type", raw)
 		}
-		v, ok := s.typeVersion(t.Type, t.SchemaVersion)
-		if !ok {
-			return errBody(http.StatusBadRequest, 20001, "Unknown event type %s or schema version %d", t.Type, t.SchemaVersion)
+		v, status, body := s.typeVersion(t.Type, t.SchemaVersion)
+		if status != 0 {
+			return status, body
 		}
 		if slices.ContainsFunc(sub.Types, func(x subscribedType) bool { return x.Type == t.Type }) {
 			return errBody(http.StatusBadRequest, 20001, "Type %s is given twice", t.Type)
@@ -140,9 +151,9 @@ func (s *Server) createSubscribed(a *account, r *http.Request, form url.Values) 
 	if err != nil {
 		return errBody(http.StatusBadRequest, 20001, "Invalid SchemaVersion")
 	}
-	ver, ok := s.typeVersion(typ, v)
-	if !ok {
-		return errBody(http.StatusBadRequest, 20001, "Unknown event type %s or schema version %d", typ, v)
+	ver, status, body := s.typeVersion(typ, v)
+	if status != 0 {
+		return status, body
 	}
 	if slices.ContainsFunc(sub.Types, func(x subscribedType) bool { return x.Type == typ }) {
 		return errBody(http.StatusConflict, 20001, "Subscription %s already has type %s", sub.SID, typ)
@@ -178,8 +189,8 @@ func (s *Server) updateSubscribed(a *account, r *http.Request, form url.Values) 
 	if err != nil || v == 0 {
 		return missing("SchemaVersion")
 	}
-	if _, ok := s.typeVersion(sub.Types[i].Type, v); !ok {
-		return errBody(http.StatusBadRequest, 20001, "Unknown schema version %d of %s", v, sub.Types[i].Type)
+	if _, status, body := s.typeVersion(sub.Types[i].Type, v); status != 0 {
+		return status, body
 	}
 	sub.Types[i].Version = v
 	return http.StatusOK, subscribedView(a, sub)(sub.Types[i])
@@ -199,8 +210,15 @@ func (s *Server) deleteSubscribed(a *account, r *http.Request, _ url.Values) (in
 func typeView(t Type) any {
 	u := Host + "/v1/Types/" + t.Type
 	created := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
-	return map[string]any{"type": t.Type, "schema_id": t.SchemaID, "description": t.Description, "status": "active",
-		"documentation_url": "https://www.twilio.com/docs/events/event-types", "date_created": created, "date_updated": created,
+	status, doc := t.Status, t.DocumentationURL
+	if status == "" {
+		status = "available"
+	}
+	if doc == "" {
+		doc = "https://www.twilio.com/docs/events/event-types"
+	}
+	return map[string]any{"type": t.Type, "schema_id": t.SchemaID, "description": t.Description, "status": status,
+		"documentation_url": doc, "date_created": created, "date_updated": created,
 		"url": u, "links": map[string]string{"schema": Host + "/v1/Schemas/" + t.SchemaID}}
 }
 
