@@ -2,8 +2,10 @@
 // rest/events/v1): it plans and applies the webhook Sink and the Subscription of each endpoint, lists the
 // event types an account offers against the routes, and runs the end-to-end sink self-test.
 //
-// Everything it creates carries the description "twilio-relay:<endpoint>" (Marker); it never deletes a
-// resource without that mark unless told to prune.
+// Everything it creates carries a description starting "twilio-relay:<endpoint>" (Marker; a sink's adds
+// a record of what Twilio may not echo, sink.go); it never deletes a resource without that mark unless
+// told to prune. It subscribes only what an event type's lifecycle status allows (lifecycle.go), and keeps
+// the schema versions its subscriptions hold unless told to move them (desired.go).
 package twilioapi
 
 import (
