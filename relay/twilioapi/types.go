@@ -59,13 +59,17 @@ func Types(catalog []EventType, eps []Endpoint, router *relay.Router, st *State)
 			}
 		}
 	}
+	have := map[string]map[string]int{} // endpoint → the relay's subscribed types
+	for _, ep := range eps {
+		have[ep.Name] = subscribedBy(st, ep.Name)
+	}
 	for _, t := range catalog {
 		row := TypeRow{EventType: t, Subscribed: subscribed[t.Type]}
 		var notes []string
 		for _, ep := range eps {
 			if rs := RoutesFor(router, ep.Name, t.Type); len(rs) > 0 {
 				row.Routed = append(row.Routed, ep.Name+": "+strings.Join(rs, ","))
-				_, subscribed := subscribedBy(st, ep.Name)[t.Type]
+				_, subscribed := have[ep.Name][t.Type]
 				if n := lifecycleNote(lifecycle(t, namedExactly(router, ep, t.Type), subscribed)); n != "" && !slices.Contains(notes, n) {
 					notes = append(notes, n)
 				}
