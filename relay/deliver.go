@@ -11,6 +11,54 @@ import (
 // This file holds the steps of Process that write: route, write to every sink with retries (or to the
 // spool), dead-letter; and Redeliver, which shares them.
 
+// delivery is the writing part of one request's work on some of its events: route, write, dead-letter,
+// remember. It runs on a goroutine of its own, so that the request can answer at its deadline while a
+// write in flight goes on; the events stay claimed until it ends.
+type delivery struct {
+	items []*item
+	done  chan struct{}
+	work  *tracked
+	dlErr error // read only once done is closed
+}
+
+// deliver starts the delivery of the owned events and of the dead letters of rejects.
+func (p *Pipeline) deliver(ctx context.Context, b *Batch, owned []*item, rejects []Reject) *delivery {
+	d := &delivery{items: owned, done: make(chan struct{})}
+	if len(owned) == 0 && len(rejects) == 0 {
+		close(d.done)
+		return d
+	}
+	d.work = p.late.start(false)
+	go func() {
+		defer close(d.done)
+		bySink, dls := p.route(b, owned, rejects)
+		dls = append(dls, p.writeAll(ctx, b, bySink)...)
+		d.dlErr = p.deadLetterAll(ctx, dls)
+		p.remember(ctx, owned)
+		landed := d.dlErr == nil
+		for _, it := range owned {
+			landed = landed && it.res.Fate != Failed
+		}
+		p.late.finish(d.work, landed)
+	}()
+	return d
+}
+
+// waitDelivery waits for d until ctx ends and reports whether it finished. Otherwise d outlives the
+// request from then on, counted as a late write.
+func (p *Pipeline) waitDelivery(ctx context.Context, d *delivery) bool {
+	select {
+	case <-d.done:
+		return true
+	case <-ctx.Done():
+	}
+	if d.work == nil || !p.late.markLate(d.work) {
+		<-d.done // it finished just now
+		return true
+	}
+	return false
+}
+
 // pending is one message on its way to a sink: the item it belongs to (nil for a body-level reject's dead
 // letter) and, for a routed message, which of the item's deliveries it is.
 type pending struct {
@@ -20,11 +68,12 @@ type pending struct {
 }
 
 // route turns the owned events into messages per sink, recording each event's deliveries in its outcome,
-// and into dead letters where routing fails or no route matches and the policy says so.
-func (p *Pipeline) route(b *Batch, owned []*item) (map[string][]pending, []pending) {
+// and into dead letters where routing fails or no route matches and the policy says so; rejects become
+// dead letters too.
+func (p *Pipeline) route(b *Batch, owned []*item, rejects []Reject) (map[string][]pending, []pending) {
 	bySink := make(map[string][]pending, 1)
 	var dls []pending
-	for _, r := range b.Rejects {
+	for _, r := range rejects {
 		dls = append(dls, pending{msg: p.deadLetterMessage(b.Endpoint, nil, r.Raw, r.Reason, r.Detail, b.ReceivedAt)})
 	}
 	var sinks []SinkOutcome // every event's deliveries, one array for the batch
@@ -37,7 +86,7 @@ func (p *Pipeline) route(b *Batch, owned []*item) (map[string][]pending, []pendi
 			dls = append(dls, p.deadLetter(b, it, ReasonRouteError, err.Error()))
 			continue
 		case len(ds) == 0 && p.cfg.NoRoute == NoRouteDrop:
-			it.out.Fate, it.out.Reason = Dropped, ReasonNoRoute
+			it.res.Fate, it.res.Reason = Dropped, ReasonNoRoute
 			p.cfg.Observer.EventDropped(b.Endpoint, it.ev.Type, ReasonNoRoute)
 			continue
 		case len(ds) == 0:
@@ -55,7 +104,7 @@ func (p *Pipeline) route(b *Batch, owned []*item) (map[string][]pending, []pendi
 			end = first[i+1]
 		}
 		if first[i] < end {
-			it.out.Sinks = sinks[first[i]:end:end]
+			it.res.Sinks = sinks[first[i]:end:end]
 		}
 	}
 	return bySink, dls
@@ -63,7 +112,7 @@ func (p *Pipeline) route(b *Batch, owned []*item) (map[string][]pending, []pendi
 
 // deadLetter marks an owned event dead-lettered and returns its dead letter.
 func (p *Pipeline) deadLetter(b *Batch, it *item, reason, detail string) pending {
-	it.out.deadLetter(reason, detail)
+	it.res.deadLetter(reason, detail)
 	return pending{it: it, msg: p.deadLetterMessage(b.Endpoint, it.ev, it.ev.Raw, reason, detail, b.ReceivedAt)}
 }
 
@@ -115,12 +164,12 @@ func (p *Pipeline) writeAll(ctx context.Context, b *Batch, bySink map[string][]p
 // letter when the sink refused it for good.
 func (p *Pipeline) settle(b *Batch, sink string, pd pending, err error) (pending, bool) {
 	it := pd.it
-	d := &it.out.Sinks[pd.delivery]
+	d := &it.res.Sinks[pd.delivery]
 	switch {
 	case err == errSpooled:
 		d.Spooled = true
-		if it.out.Fate == Delivered {
-			it.out.Fate = Spooled
+		if it.res.Fate == Delivered {
+			it.res.Fate = Spooled
 		}
 		p.cfg.Observer.EventSpooled(b.Endpoint, it.ev.Type, sink)
 	case err == nil:
@@ -130,7 +179,7 @@ func (p *Pipeline) settle(b *Batch, sink string, pd pending, err error) (pending
 		return p.deadLetter(b, it, ReasonSinkRejected, sinkRefused(sink, err)), true
 	default:
 		d.Err = err
-		it.out.fail(fmt.Errorf("sink %s: %w", sink, err))
+		it.res.fail(fmt.Errorf("sink %s: %w", sink, err))
 	}
 	return pending{}, false
 }
@@ -147,7 +196,7 @@ func (p *Pipeline) deadLetterAll(ctx context.Context, dls []pending) error {
 			first = err
 		}
 		if it := dls[i].it; it != nil {
-			it.out.fail(fmt.Errorf("dead letter: %w", err))
+			it.res.fail(fmt.Errorf("dead letter: %w", err))
 		}
 	}
 	if first != nil {
@@ -190,7 +239,17 @@ func (p *Pipeline) write(ctx context.Context, name string, ps []pending) []error
 		wctx, cancel = context.WithDeadline(ctx, dl.Add(-p.cfg.SpoolReserve))
 		defer cancel()
 	}
-	errs := p.attempt(wctx, name, ps)
+	res := make(chan []error, 1)
+	go func() { res <- p.attempt(wctx, name, ps) }()
+	var errs []error
+	select {
+	case errs = <-res:
+	case <-wctx.Done():
+		if errs, ok := p.spoolInFlight(spool, name, ps, res); ok {
+			return errs
+		}
+		errs = <-res // the spool did not take them: wait for the write's own outcome
+	}
 	var failed []int
 	for i, err := range errs {
 		if err != nil && !IsPermanent(err) {
@@ -243,12 +302,21 @@ func allIndexes(n int) []int {
 	return idx
 }
 
-// attempt is write without the spool: writeOnce, again for what failed transiently, with backoff.
+// attempt is write without the spool: writeOnce, again for what failed transiently, with backoff. No
+// attempt starts once ctx has ended; the one in flight then goes on (writeOnce).
 func (p *Pipeline) attempt(ctx context.Context, name string, ps []pending) []error {
 	errs := make([]error, len(ps))
 	todo := allIndexes(len(ps))
 	msgs := make([]Message, 0, len(ps))
 	for attempt := 0; ; attempt++ {
+		if ctx.Err() != nil {
+			for _, i := range todo {
+				if errs[i] == nil {
+					errs[i] = errNoTime
+				}
+			}
+			return errs
+		}
 		msgs = msgs[:0]
 		for _, i := range todo {
 			msgs = append(msgs, ps[i].msg)
@@ -269,27 +337,59 @@ func (p *Pipeline) attempt(ctx context.Context, name string, ps []pending) []err
 	}
 }
 
-// writeOnce makes one Write of msgs to the named sink, observed, and returns one error per message. A
-// sink the pipeline does not know refuses them for good.
+// writeOnce makes one Write of msgs to the named sink, observed, and returns one error per message. The
+// write has its own context (attemptContext): it is not cut short when ctx ends, so that its outcome is
+// known. A sink the pipeline does not know refuses them for good.
 func (p *Pipeline) writeOnce(ctx context.Context, name string, msgs []Message) []error {
 	sink, ok := p.cfg.Sinks[name]
 	if !ok {
 		return PerMessage(Permanent(errors.New("no sink named "+name)), len(msgs))
 	}
+	actx, cancel := p.attemptContext(ctx)
+	defer cancel()
 	start := time.Now()
-	err := sink.Write(ctx, msgs)
+	err := sink.Write(actx, msgs)
 	p.cfg.Observer.SinkWrite(name, len(msgs), time.Since(start), err)
 	return PerMessage(err, len(msgs))
 }
 
 // Redeliver makes one attempt to write spooled messages to their sink, and dead-letters the ones the sink
 // refuses for good (retrying the dead letters within ctx). It returns one error per message: nil when the
-// message is delivered or safely dead-lettered and may leave the spool, else the transient failure.
+// message is delivered or safely dead-lettered and may leave the spool, else the transient failure. A
+// message spooled while a write of it was in flight is not written again if that write landed
+// (spoolwrites.go): Redeliver waits for it within ctx.
 func (p *Pipeline) Redeliver(ctx context.Context, sink string, msgs []Message) []error {
-	errs := p.writeOnce(ctx, sink, msgs)
+	errs := make([]error, len(msgs))
+	todo := make([]int, 0, len(msgs))
+	for i, m := range msgs {
+		landed, _, err := p.spooled.landed(ctx, sink, m)
+		switch {
+		case err != nil:
+			errs[i] = err
+		case landed:
+			p.cfg.Observer.EventDelivered(m.Event.Endpoint, m.Event.Type, sink)
+		default:
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) == 0 {
+		return errs
+	}
+	if err := ctx.Err(); err != nil { // stopping: what is left stays in the spool
+		for _, i := range todo {
+			errs[i] = err
+		}
+		return errs
+	}
+	batch := make([]Message, len(todo))
+	for j, i := range todo {
+		batch[j] = msgs[i]
+	}
 	var dls []pending
 	var refused []int
-	for i, err := range errs {
+	for j, err := range p.writeOnce(ctx, sink, batch) {
+		i := todo[j]
+		errs[i] = err
 		ev := msgs[i].Event
 		switch {
 		case err == nil:

@@ -14,6 +14,12 @@ type Observer interface {
 	SinkWrite(sink string, messages int, took time.Duration, err error)
 	DedupeRememberRefused()
 	SharedDedupeError(op string)
+	// LateWrites is the number of requests (and spooled writes) whose writes are in flight after their
+	// deadline, each time it changes; LateWriteEnded is told how each of them ended: landed when every
+	// message it wrote is safe; LateWriteRefused counts requests refused because too many were in flight.
+	LateWrites(inFlight int)
+	LateWriteEnded(landed bool)
+	LateWriteRefused()
 }
 
 // NopObserver observes nothing.
@@ -28,5 +34,8 @@ func (NopObserver) EventDropped(string, string, string)         {}
 func (NopObserver) SinkWrite(string, int, time.Duration, error) {}
 func (NopObserver) SharedDedupeError(string)                    {}
 func (NopObserver) DedupeRememberRefused()                      {}
+func (NopObserver) LateWrites(int)                              {}
+func (NopObserver) LateWriteEnded(bool)                         {}
+func (NopObserver) LateWriteRefused()                           {}
 
 var _ Observer = NopObserver{}

@@ -42,6 +42,11 @@ type PipelineConfig struct {
 	SpoolReserve time.Duration
 	// Shared, when set, is the dedupe tier shared with the other replicas.
 	Shared SharedDeduper
+	// AttemptTimeout bounds one write attempt to a sink, which may outlive the request's deadline
+	// (DefaultAttemptTimeout when zero); MaxLateWrites bounds the requests whose writes outlive them at
+	// once (DefaultMaxLateWrites when zero). See late.go.
+	AttemptTimeout time.Duration
+	MaxLateWrites  int
 }
 
 // Pipeline takes the events of a request through dedupe, routing and delivery, and tells the caller
@@ -49,10 +54,13 @@ type PipelineConfig struct {
 // policy, or duplicates of events already delivered. It is safe for concurrent use.
 //
 // This file holds the steps of Process that decide about events (claim, remember, answer); deliver.go
-// holds those that write (route, write with retries or to the spool, dead-letter) and Redeliver.
+// holds those that write (route, write with retries or to the spool, dead-letter) and Redeliver; late.go
+// what lets a write outlive its request.
 type Pipeline struct {
 	cfg     PipelineConfig
 	flights flights
+	late    lateWrites
+	spooled spooledWrites
 }
 
 // NewPipeline checks that every sink named by the routes and the dead-letter target exists.
@@ -80,14 +88,23 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	if cfg.Dedupe == nil {
 		errs = append(errs, errors.New("no deduper"))
 	}
-	return &Pipeline{cfg: cfg}, errors.Join(errs...)
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if cfg.MaxLateWrites <= 0 {
+		cfg.MaxLateWrites = DefaultMaxLateWrites
+	}
+	return &Pipeline{cfg: cfg, late: lateWrites{limit: cfg.MaxLateWrites, obs: cfg.Observer}}, errors.Join(errs...)
 }
 
 // item is an event of the batch the request delivers (owned) or waits for (another request owns it).
 type item struct {
-	ev     *Event
-	out    *EventOutcome // its entry in the batch's Outcome: the one record of what became of it
-	key    string        // "" for events never deduplicated (test events)
+	ev  *Event
+	idx int // its place in the batch
+	// res is what became of it while its delivery writes it: the delivery alone writes it, and Process
+	// copies it into the Outcome once the delivery has finished.
+	res    EventOutcome
+	key    string // "" for events never deduplicated (test events)
 	fl     *flight
 	shared bool // claimed in the shared tier: commit or release it
 }
@@ -97,19 +114,23 @@ type item struct {
 // delivered meanwhile are remembered, so the retry does not produce them again. Either way the Outcome
 // says what became of each event. Process returns when every sink has answered or ctx ends.
 //
+// A write still in flight when ctx ends goes on (see late.go): its events fail with ErrStillWriting in
+// the Outcome, stay claimed until it ends, and are remembered if it lands. No new attempt starts after
+// ctx's deadline. While more than PipelineConfig.MaxLateWrites requests have writes outliving them,
+// Process refuses new batches with EUNAVAILABLE.
+//
 // The steps are those of docs/architecture.md: claim (skip duplicates), route, write, dead-letter,
 // remember.
 func (p *Pipeline) Process(ctx context.Context, b *Batch) (Outcome, error) {
+	if err := p.late.admit(); err != nil {
+		return Outcome{}, err
+	}
 	out := Outcome{Events: make([]EventOutcome, len(b.Events))}
 	owned, waits := p.claim(ctx, b, out.Events)
-	defer p.land(owned) // whatever happens, so that waiters never hang
-
-	bySink, deadLetters := p.route(b, owned)
-	deadLetters = append(deadLetters, p.writeAll(ctx, b, bySink)...)
-	dlErr := p.deadLetterAll(ctx, deadLetters)
-	p.remember(ctx, owned)
-	p.await(ctx, b, waits)
-
+	first := p.deliver(ctx, b, owned, b.Rejects)
+	// An event another request was writing, and failed to: this request writes it itself.
+	second := p.deliver(ctx, b, p.await(ctx, b, waits, out.Events), nil)
+	dlErr := errors.Join(p.settleDelivery(ctx, first, out.Events), p.settleDelivery(ctx, second, out.Events))
 	out.count(out.Events)
 	out.DeadLettered += len(b.Rejects)
 	return out, p.verdict(ctx, b, out.Events, dlErr)
@@ -128,45 +149,71 @@ func (p *Pipeline) claim(ctx context.Context, b *Batch, events []EventOutcome) (
 		o := &events[i]
 		o.Event = ev
 		p.cfg.Observer.EventReceived(b.Endpoint, ev.Type)
+		it := &item{ev: ev, idx: i, res: EventOutcome{Event: ev}}
 		if ev.IsTest() {
-			owned = append(owned, &item{ev: ev, out: o})
+			owned = append(owned, it)
 			continue
 		}
-		key := ev.DedupeKey()
-		if inBatch[key] || p.cfg.Dedupe.Seen(key) {
+		it.key = ev.DedupeKey()
+		if inBatch[it.key] {
 			p.duplicate(b, o)
 			continue
 		}
 		if inBatch != nil {
-			inBatch[key] = true
+			inBatch[it.key] = true
 		}
-		fl, owner := p.flights.claim(key)
-		it := &item{ev: ev, out: o, key: key, fl: fl}
-		if !owner {
-			waits = append(waits, it)
-			continue
-		}
-		// Another request may have delivered the event, remembered it and landed its flight between the
-		// Seen above and this claim: look again now that no one else can deliver it. (Deduper promises
-		// that a remembered key is seen before the owner lands.)
-		if p.cfg.Dedupe.Seen(key) {
-			p.flights.land(key, fl, true)
+		switch p.claimKey(ctx, it) {
+		case claimedDuplicate:
 			p.duplicate(b, o)
-			continue
-		}
-		switch p.claimShared(ctx, it) {
-		case ClaimDuplicate:
-			p.flights.land(key, fl, true)
-			p.cfg.Dedupe.Remember(key)
-			p.duplicate(b, o)
-		case ClaimBusy:
-			p.flights.land(key, fl, false)
+		case claimedBusy:
 			o.fail(errBusy)
+		case claimedWait:
+			waits = append(waits, it)
 		default:
 			owned = append(owned, it)
 		}
 	}
 	return owned, waits
+}
+
+// claimed is what claimKey made of an event.
+type claimed int
+
+const (
+	claimedOwned     claimed = iota // this request delivers it: it.fl is its flight, to land
+	claimedDuplicate                // delivered before
+	claimedWait                     // another request of this process delivers it: wait for it.fl
+	claimedBusy                     // another replica delivers it right now
+)
+
+// claimKey looks the event up in the dedupe memory, then claims it in the in-flight table and, when this
+// request owns it, in the shared tier.
+func (p *Pipeline) claimKey(ctx context.Context, it *item) claimed {
+	if p.cfg.Dedupe.Seen(it.key) {
+		return claimedDuplicate
+	}
+	fl, owner := p.flights.claim(it.key)
+	it.fl = fl
+	if !owner {
+		return claimedWait
+	}
+	// Another request may have delivered the event, remembered it and landed its flight between the Seen
+	// above and this claim: look again now that no one else can deliver it. (Deduper promises that a
+	// remembered key is seen before the owner lands.)
+	if p.cfg.Dedupe.Seen(it.key) {
+		p.flights.land(it.key, fl, true)
+		return claimedDuplicate
+	}
+	switch p.claimShared(ctx, it) {
+	case ClaimDuplicate:
+		p.flights.land(it.key, fl, true)
+		p.cfg.Dedupe.Remember(it.key)
+		return claimedDuplicate
+	case ClaimBusy:
+		p.flights.land(it.key, fl, false)
+		return claimedBusy
+	}
+	return claimedOwned
 }
 
 // errBusy is the failure of an event another replica is delivering right now.
@@ -193,10 +240,11 @@ func (p *Pipeline) claimShared(ctx context.Context, it *item) ClaimResult {
 }
 
 // remember remembers the owned events that are safe, commits their shared claims and releases those of
-// the others, then lands every owned flight.
+// the others, then lands every owned flight. It runs when the delivery ends, after the request's
+// deadline when its writes outlived it, so the shared claims are settled without the request's context.
 func (p *Pipeline) remember(ctx context.Context, owned []*item) {
 	for _, it := range owned {
-		failed := it.out.Fate == Failed
+		failed := it.res.Fate == Failed
 		if !failed && it.key != "" && !p.cfg.Dedupe.Remember(it.key) {
 			p.cfg.Observer.DedupeRememberRefused()
 		}
@@ -218,22 +266,63 @@ func (p *Pipeline) remember(ctx context.Context, owned []*item) {
 func (p *Pipeline) land(owned []*item) {
 	for _, it := range owned {
 		if it.fl != nil {
-			p.flights.land(it.key, it.fl, it.out.Fate != Failed)
+			p.flights.land(it.key, it.fl, it.res.Fate != Failed)
 			it.fl = nil
 		}
 	}
 }
 
-// await waits for the events other requests were delivering: each is a duplicate once its owner
-// delivered it, else failed.
-func (p *Pipeline) await(ctx context.Context, b *Batch, waits []*item) {
+// await waits, within ctx, for the events other requests were delivering: each is a duplicate once its
+// owner delivered it. When the owner's delivery failed, this request claims the event again, and returns
+// those it now owns: it writes them itself.
+func (p *Pipeline) await(ctx context.Context, b *Batch, waits []*item, events []EventOutcome) (owned []*item) {
 	for _, w := range waits {
-		if w.fl.wait(ctx) {
-			p.duplicate(b, w.out)
-			continue
+		o := &events[w.idx]
+		for {
+			if w.fl.wait(ctx) {
+				p.duplicate(b, o)
+				break
+			}
+			if ctx.Err() != nil {
+				o.fail(fmt.Errorf("event %s: %w by an earlier request", w.ev.ID, ErrStillWriting))
+				break
+			}
+			c := p.claimKey(ctx, w)
+			if c == claimedWait {
+				continue // yet another request took it over first
+			}
+			switch c {
+			case claimedDuplicate:
+				p.duplicate(b, o)
+			case claimedBusy:
+				o.fail(errBusy)
+			default:
+				owned = append(owned, w)
+			}
+			break
 		}
-		w.out.fail(fmt.Errorf("event %s: a concurrent delivery of the same event did not complete", w.ev.ID))
 	}
+	return owned
+}
+
+// settleDelivery waits for d within ctx and records what became of its events in events. A delivery still
+// writing when ctx ends goes on, counted as late: its events are recorded failed with ErrStillWriting,
+// and it remembers them itself if its writes land. It returns the dead-letter error of a finished
+// delivery, and ErrStillWriting for a late one that held only the dead letters of the body's rejects.
+func (p *Pipeline) settleDelivery(ctx context.Context, d *delivery, events []EventOutcome) error {
+	if !p.waitDelivery(ctx, d) {
+		for _, it := range d.items {
+			events[it.idx].fail(fmt.Errorf("event %s: %w", it.ev.ID, ErrStillWriting))
+		}
+		if len(d.items) == 0 {
+			return ErrStillWriting
+		}
+		return nil
+	}
+	for _, it := range d.items {
+		events[it.idx] = it.res
+	}
+	return d.dlErr
 }
 
 // verdict is Process's answer: nil when every event is safe and every dead letter acknowledged, else the

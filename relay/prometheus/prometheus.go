@@ -27,6 +27,9 @@ type Metrics struct {
 	sinkWrites    *prometheus.HistogramVec
 	dedupeRefused prometheus.Counter
 	sharedErrors  *prometheus.CounterVec
+	lateWrites    prometheus.Gauge
+	lateEnded     *prometheus.CounterVec
+	lateRefused   prometheus.Counter
 }
 
 var (
@@ -61,7 +64,12 @@ func New() *Metrics {
 			Help: "Delivered events the dedupe cache dropped instead of remembering (a later duplicate may be delivered again)."}),
 	}
 	m.sharedErrors = counter("dedupe_shared_errors_total", "Shared dedupe tier calls that failed: the relay deduplicated locally only for those events.", "op")
-	r.MustRegister(m.requests, m.sinkWrites, m.dedupeRefused)
+	m.lateWrites = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "relay", Name: "late_writes",
+		Help: "Requests (and spooled writes) whose sink writes are still in flight after their deadline."})
+	m.lateEnded = counter("late_writes_total", "Writes that outlived their request, by how they ended: landed (remembered; a retry is a duplicate) or failed.", "outcome")
+	m.lateRefused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "relay", Name: "late_writes_refused_total",
+		Help: "Requests answered 503 because limits.max_late_writes writes were outliving their requests."})
+	r.MustRegister(m.requests, m.sinkWrites, m.dedupeRefused, m.lateWrites, m.lateRefused)
 	return m
 }
 
@@ -79,6 +87,15 @@ func (m *Metrics) EventDropped(ep, typ, reason string) {
 }
 func (m *Metrics) SharedDedupeError(op string) { m.sharedErrors.WithLabelValues(op).Inc() }
 func (m *Metrics) DedupeRememberRefused()      { m.dedupeRefused.Inc() }
+func (m *Metrics) LateWrites(n int)            { m.lateWrites.Set(float64(n)) }
+func (m *Metrics) LateWriteRefused()           { m.lateRefused.Inc() }
+func (m *Metrics) LateWriteEnded(landed bool) {
+	outcome := "failed"
+	if landed {
+		outcome = "landed"
+	}
+	m.lateEnded.WithLabelValues(outcome).Inc()
+}
 
 func (m *Metrics) SinkWrite(sink string, _ int, took time.Duration, err error) {
 	result := "ok"
