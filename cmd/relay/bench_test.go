@@ -58,7 +58,7 @@ func BenchmarkPerEventDecode(b *testing.B) {
 }
 
 func BenchmarkPerEventDedupe(b *testing.B) {
-	c, _ := dedupe.New(dedupe.Config{Window: time.Hour, MaxIDs: 10_000_000})
+	c, _ := dedupe.New(dedupe.Config{Window: time.Hour, MaxIDs: 10_000_000}, nil)
 	defer c.Close(context.Background())
 	i := 0
 	b.ReportAllocs()
@@ -107,7 +107,7 @@ func BenchmarkPerEventAll(b *testing.B) {
 	u, sig := twilio.Sign(token, publicURL, body)
 	q := u[strings.IndexByte(u, '?')+1:]
 	v := twilio.NewVerifier([]string{token})
-	c, _ := dedupe.New(dedupe.Config{Window: time.Hour, MaxIDs: 10_000_000})
+	c, _ := dedupe.New(dedupe.Config{Window: time.Hour, MaxIDs: 10_000_000}, nil)
 	defer c.Close(context.Background())
 	r := benchRouter()
 	i := 0

@@ -82,7 +82,10 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 		}
 	}
 	metrics.Registry.MustRegister(kafka.NewCollector(kafkaSinks...))
-	dd, err := dedupe.New(dedupe.Config{Window: time.Duration(cfg.Dedupe.Window), MaxIDs: cfg.Dedupe.MaxIDs})
+	// Loaded here, before the listener opens: a restarted relay answers Twilio's retries of what it
+	// delivered before as duplicates.
+	dd, err := dedupe.New(dedupe.Config{Window: time.Duration(cfg.Dedupe.Window), MaxIDs: cfg.Dedupe.MaxIDs,
+		Snapshot: cfg.Dedupe.Snapshot}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +104,9 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 		Backoff:    cfg.Backoff(),
 		Observer:   metrics,
 		Logger:     log,
+
+		AttemptTimeout: time.Duration(cfg.Limits.AttemptTimeout),
+		MaxLateWrites:  cfg.Limits.MaxLateWrites,
 	}
 	if shared != nil {
 		pcfg.Shared = shared
@@ -148,13 +154,14 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 }
 
 // sharedDedupe builds the shared dedupe tier, or returns nil when there is none. A claim outlives the
-// longest delivery (the request deadline) with a margin, so that a replica that dies mid-delivery holds
-// an event for seconds, not for the window.
+// longest delivery with a margin: the request deadline, and an attempt that started just before it and
+// goes on for the attempt timeout; the delivery commits or releases it when it ends. A replica that dies
+// mid-delivery holds an event for seconds, not for the window.
 func sharedDedupe(cfg *config.Config, log *slog.Logger) (*redis.Deduper, error) {
 	if cfg.Dedupe.Shared == nil || cfg.Dedupe.Shared.Redis == nil {
 		return nil, nil
 	}
-	claim := time.Duration(cfg.Limits.RequestDeadline) + 5*time.Second
+	claim := time.Duration(cfg.Limits.RequestDeadline) + time.Duration(cfg.Limits.AttemptTimeout) + 5*time.Second
 	return redis.NewDeduper(*cfg.Dedupe.Shared.Redis, claim, time.Duration(cfg.Dedupe.Window), log)
 }
 
@@ -226,9 +233,10 @@ type closer struct {
 }
 
 // Close shuts down in order, each component by its own Close: fail readiness; stop taking requests and
-// finish those in flight (unless GET /drain did); stop the spool's drainers (what they were delivering stays in the spool) and
-// close its file; flush and close the sinks; close the dedupe tiers; stop the admin listener. ctx bounds
-// the whole; every error is returned. Components NewRelay did not get to build are skipped.
+// finish those in flight (unless GET /drain did); wait for the writes that outlived their requests; stop
+// the spool's drainers (what they were delivering stays in the spool) and close its file; flush and close
+// the sinks; close the dedupe tiers (the in-process one writes its snapshot); stop the admin listener.
+// ctx bounds the whole; every error is returned. Components NewRelay did not get to build are skipped.
 func (r *Relay) Close(ctx context.Context) error {
 	r.beginClose() // a /drain still waiting for the spool returns
 	if r.admin != nil {
@@ -237,6 +245,9 @@ func (r *Relay) Close(ctx context.Context) error {
 	var order []closer
 	if r.server != nil {
 		order = append(order, closer{"receiver", r.stopIntake}) // unless /drain stopped it already
+	}
+	if r.pipeline != nil { // writes that outlived their requests land (and are remembered) first
+		order = append(order, closer{"late writes", r.pipeline.Close})
 	}
 	if r.spool != nil {
 		order = append(order, closer{"spool", r.spool.Close})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"time"
@@ -63,6 +64,12 @@ type Limits struct {
 	MaxConnections int `yaml:"max_connections"`
 	// MaxEvents bounds the elements of one request body: a longer JSON array is dead-lettered whole.
 	MaxEvents int `yaml:"max_events"`
+	// AttemptTimeout bounds one write attempt to a sink. An attempt still in flight at the request
+	// deadline goes on until it ends or this passes, so that its outcome counts (docs/dedupe.md).
+	AttemptTimeout relay.Duration `yaml:"attempt_timeout"`
+	// MaxLateWrites bounds the requests whose writes outlive their deadline at once; past it, new
+	// requests are answered 503.
+	MaxLateWrites int `yaml:"max_late_writes"`
 }
 
 // Retry is the backoff between attempts to write to a sink, inside the request deadline.
@@ -78,6 +85,9 @@ type Dedupe struct {
 	MaxIDs int64          `yaml:"max_ids"`
 	// Shared, when set, is a dedupe tier shared by the replicas, behind the in-process cache.
 	Shared *SharedDedupe `yaml:"shared"`
+	// Snapshot is the file the remembered ids are written to on graceful shutdown and read from at start;
+	// by default dedupe.snapshot in spool.dir when the spool is on, else none.
+	Snapshot string `yaml:"snapshot"`
 }
 
 // SharedDedupe configures the shared dedupe tier.
@@ -359,6 +369,10 @@ func (c *Config) setDefaults() {
 	if c.Limits.MaxEvents == 0 {
 		c.Limits.MaxEvents = 10_000
 	}
+	dur(&c.Limits.AttemptTimeout, relay.DefaultAttemptTimeout)
+	if c.Limits.MaxLateWrites == 0 {
+		c.Limits.MaxLateWrites = relay.DefaultMaxLateWrites
+	}
 	dur(&c.Retry.Initial, time.Duration(relay.DefaultBackoff.Initial))
 	dur(&c.Retry.Max, time.Duration(relay.DefaultBackoff.Max))
 	if c.Retry.Multiplier == 0 {
@@ -373,6 +387,9 @@ func (c *Config) setDefaults() {
 		c.Spool.MaxBytes = 1 << 30
 	}
 	dur(&c.Spool.Reserve, 500*time.Millisecond)
+	if c.Dedupe.Snapshot == "" && len(c.Spool.Sinks) > 0 && c.Spool.Dir != "" {
+		c.Dedupe.Snapshot = filepath.Join(c.Spool.Dir, DedupeSnapshotFile)
+	}
 	for i := range c.Endpoints {
 		ep := &c.Endpoints[i]
 		str(&ep.Data, "normalize")
@@ -397,6 +414,9 @@ func (c *Config) setDefaults() {
 		*sh.Redis = sh.Redis.Defaults()
 	}
 }
+
+// DedupeSnapshotFile is the dedupe snapshot's name in the spool directory.
+const DedupeSnapshotFile = "dedupe.snapshot"
 
 // Backoff returns the retry policy.
 func (c *Config) Backoff() relay.Backoff {

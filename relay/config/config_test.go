@@ -243,6 +243,9 @@ func TestDefaults(t *testing.T) {
 		{"max_in_flight", c.Limits.MaxInFlight, 4096},
 		{"max_connections", c.Limits.MaxConnections, 10_000},
 		{"max_events", c.Limits.MaxEvents, 10_000},
+		{"attempt_timeout", time.Duration(c.Limits.AttemptTimeout), 10 * time.Second},
+		{"max_late_writes", c.Limits.MaxLateWrites, 1024},
+		{"dedupe.snapshot", c.Dedupe.Snapshot, ""}, // no spool: none unless configured
 		{"read_timeout", time.Duration(c.Limits.ReadTimeout), 10 * time.Second},
 		{"idle_timeout", time.Duration(c.Limits.IdleTimeout), 60 * time.Second},
 		{"shutdown_timeout", time.Duration(c.Limits.ShutdownTimeout), 20 * time.Second},
@@ -278,9 +281,9 @@ func TestExplicitValuesKept(t *testing.T) {
 	src := with(t, "endpoints:", `listen: 127.0.0.1:18080
 admin: {listen: "127.0.0.1:19090", pprof: true}
 log: {level: debug, format: text}
-limits: {request_deadline: 4999ms, max_in_flight: 7, max_connections: 8, max_events: 9, read_timeout: 1s, idle_timeout: 2s, shutdown_timeout: 3s}
+limits: {request_deadline: 4999ms, max_in_flight: 7, max_connections: 8, max_events: 9, read_timeout: 1s, idle_timeout: 2s, shutdown_timeout: 3s, attempt_timeout: 6s, max_late_writes: 11}
 retry: {initial: 10ms, max: 20ms, multiplier: 1.5}
-dedupe: {window: 1h, max_ids: 10}
+dedupe: {window: 1h, max_ids: 10, snapshot: /var/lib/relay/ids}
 no_route: drop
 endpoints:`,
 		"auth_tokens: [tok]", `auth_tokens: [tok]
@@ -313,6 +316,9 @@ endpoints:`,
 		{"max_in_flight", c.Limits.MaxInFlight, 7},
 		{"max_connections", c.Limits.MaxConnections, 8},
 		{"max_events", c.Limits.MaxEvents, 9},
+		{"attempt_timeout", time.Duration(c.Limits.AttemptTimeout), 6 * time.Second},
+		{"max_late_writes", c.Limits.MaxLateWrites, 11},
+		{"dedupe.snapshot", c.Dedupe.Snapshot, "/var/lib/relay/ids"},
 		{"retry", c.Backoff(), relay.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond, Multiplier: 1.5}},
 		{"dedupe.window", time.Duration(c.Dedupe.Window), time.Hour},
 		{"no_route policy", c.NoRoutePolicy(), relay.NoRouteDrop},
@@ -534,6 +540,24 @@ func TestEnvSecretsStayVerbatim(t *testing.T) {
 		}
 		if got := c.Endpoints[0].BasicAuth.Password; got != pw {
 			t.Errorf("password %q became %q", pw, got)
+		}
+	}
+}
+
+// TestDedupeSnapshotDefault: with the spool on, the dedupe snapshot goes in its directory unless set.
+func TestDedupeSnapshotDefault(t *testing.T) {
+	spooled := with(t, "dead_letter:", "spool: {dir: /var/spool/relay, sinks: [kafka]}\ndead_letter:")
+	for _, tc := range []struct{ name, src, want string }{
+		{"spool", spooled, "/var/spool/relay/dedupe.snapshot"},
+		{"spool and a path", strings.Replace(spooled, "spool:", "dedupe: {snapshot: /data/ids}\nspool:", 1), "/data/ids"},
+		{"no spool", minimal, ""},
+	} {
+		c, err := Parse([]byte(tc.src), envMap(nil))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if c.Dedupe.Snapshot != tc.want {
+			t.Errorf("%s: dedupe.snapshot = %q, want %q", tc.name, c.Dedupe.Snapshot, tc.want)
 		}
 	}
 }

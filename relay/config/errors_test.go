@@ -77,6 +77,8 @@ func errorCases(t testing.TB) []errorCase {
 		{name: "request_deadline negative", yaml: with(t, "sinks:", "limits: {request_deadline: -1s}\nsinks:"), want: []string{"limits.request_deadline: -1s"}, n: 1},
 		{name: "max_in_flight negative", yaml: with(t, "sinks:", "limits: {max_in_flight: -1}\nsinks:"), want: []string{"limits.max_in_flight: must be at least 1"}, n: 1},
 		{name: "max_connections negative", yaml: with(t, "sinks:", "limits: {max_connections: -1}\nsinks:"), want: []string{"limits.max_connections: must be at least 1"}, n: 1},
+		{name: "attempt_timeout below the deadline", yaml: with(t, "sinks:", "limits: {request_deadline: 3s, attempt_timeout: 2s}\nsinks:"), want: []string{"limits.attempt_timeout: 2s must be at least limits.request_deadline (3s)"}, n: 1},
+		{name: "max_late_writes negative", yaml: with(t, "sinks:", "limits: {max_late_writes: -1}\nsinks:"), want: []string{"limits.max_late_writes: must be at least 1"}, n: 1},
 		{name: "max_events negative", yaml: with(t, "sinks:", "limits: {max_events: -5}\nsinks:"), want: []string{"limits.max_events: must be at least 1"}, n: 1},
 		{name: "retry max below initial", yaml: with(t, "sinks:", "retry: {initial: 2s, max: 1s}\nsinks:"), want: []string{"retry: initial must be above 0 and max at least initial"}, n: 1},
 		{name: "retry multiplier below 1", yaml: with(t, "sinks:", "retry: {multiplier: 0.5}\nsinks:"), want: []string{"retry.multiplier: must be at least 1"}, n: 1},

@@ -37,6 +37,9 @@ func (c *Config) validate() []error {
 
 	if d := time.Duration(c.Limits.RequestDeadline); d <= 0 || d >= 5*time.Second {
 		bad("limits.request_deadline", "%s must be above 0 and below Twilio's 5s timeout", d)
+	} else if c.Limits.AttemptTimeout < c.Limits.RequestDeadline {
+		bad("limits.attempt_timeout", "%s must be at least limits.request_deadline (%s): an attempt cut short may still land, unknown to the relay",
+			time.Duration(c.Limits.AttemptTimeout), d)
 	}
 	for path, d := range map[string]relay.Duration{"limits.read_timeout": c.Limits.ReadTimeout,
 		"limits.idle_timeout": c.Limits.IdleTimeout, "limits.shutdown_timeout": c.Limits.ShutdownTimeout} {
@@ -52,6 +55,9 @@ func (c *Config) validate() []error {
 	}
 	if c.Limits.MaxEvents < 1 {
 		bad("limits.max_events", "must be at least 1")
+	}
+	if c.Limits.MaxLateWrites < 1 {
+		bad("limits.max_late_writes", "must be at least 1")
 	}
 	if c.Retry.Initial <= 0 || c.Retry.Max < c.Retry.Initial {
 		bad("retry", "initial must be above 0 and max at least initial")

@@ -11,7 +11,7 @@ import (
 )
 
 func TestRememberSeenExpire(t *testing.T) {
-	c, err := New(Config{Window: 300 * time.Millisecond, MaxIDs: 1000})
+	c, err := New(Config{Window: 300 * time.Millisecond, MaxIDs: 1000}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestRememberSeenExpire(t *testing.T) {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	for _, cfg := range []Config{{}, {Window: time.Hour}, {MaxIDs: 10}} {
-		if _, err := New(cfg); err == nil {
+		if _, err := New(cfg, nil); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)
 		}
 	}
@@ -49,7 +49,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // 1% is missed within capacity (far above what was measured: see docs/dedupe.md); it logs the figures.
 func TestMissedUnderLoad(t *testing.T) {
 	const workers, perWorker = 8, 50_000
-	c, err := New(Config{Window: time.Hour, MaxIDs: workers * perWorker * 2})
+	c, err := New(Config{Window: time.Hour, MaxIDs: workers * perWorker * 2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func BenchmarkMemoryPerID(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		c, err := New(Config{Window: time.Hour, MaxIDs: ids})
+		c, err := New(Config{Window: time.Hour, MaxIDs: ids}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -121,7 +121,7 @@ func BenchmarkMemoryPerID(b *testing.B) {
 }
 
 func BenchmarkSeenRemember(b *testing.B) {
-	c, _ := New(Config{Window: time.Hour, MaxIDs: 10_000_000})
+	c, _ := New(Config{Window: time.Hour, MaxIDs: 10_000_000}, nil)
 	defer c.Close(context.Background())
 	var n atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
@@ -137,7 +137,7 @@ func BenchmarkSeenRemember(b *testing.B) {
 // TestSeenOnceRemembered: a key is seen as soon as Remember returns true, as relay.Deduper promises
 // (ristretto applies its writes on a goroutine of its own, a little later).
 func TestSeenOnceRemembered(t *testing.T) {
-	c, err := New(Config{Window: time.Hour, MaxIDs: 100_000})
+	c, err := New(Config{Window: time.Hour, MaxIDs: 100_000}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
