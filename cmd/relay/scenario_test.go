@@ -96,11 +96,12 @@ func (s *scenario) redeliver() {
 }
 
 // check compares found (records per id in the sink) with the ledger, saves the report, and fails the
-// test on a lost, unexpected or forged record.
-func (s *scenario) check(found map[string]int, note string, quarantined ...string) ledger.Report {
+// test on a lost, unexpected or forged record, or on more duplicates than dups, the scenario's target
+// (ledger.DupsAtMost, or ledger.DupsReported).
+func (s *scenario) check(found map[string]int, dups *float64, note string, quarantined ...string) ledger.Report {
 	s.t.Helper()
 	r := s.ledger.Check(s.name, found, quarantined...)
-	r.Note = note
+	r.Note, r.DupTarget = note, dups
 	s.t.Log(r)
 	for _, p := range r.Problems() {
 		s.t.Error(p)

@@ -137,7 +137,6 @@ const redeliverConcurrency = 32
 func (d *Driver) Redeliver(ctx context.Context, within time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
-	batch := max(d.Batch, 1)
 	for round := 0; ; round++ {
 		left := d.Ledger.Unacknowledged()
 		if len(left) == 0 {
@@ -147,18 +146,7 @@ func (d *Driver) Redeliver(ctx context.Context, within time.Duration) error {
 			return fmt.Errorf("after %d rounds within %s, %d events are still not answered 200 (e.g. %s)",
 				round, within, len(left), left[0])
 		}
-		sem := make(chan struct{}, min(orDefault(d.Concurrency, 64), redeliverConcurrency))
-		var wg sync.WaitGroup
-		for i := 0; i < len(left) && ctx.Err() == nil; i += batch {
-			ids := left[i:min(i+batch, len(left))]
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				d.post(ctx, ids)
-			}()
-		}
-		wg.Wait()
+		d.Resend(ctx, left)
 		if len(d.Ledger.Unacknowledged()) > 0 {
 			select { // Twilio backs off between retries
 			case <-time.After(500 * time.Millisecond):
@@ -166,6 +154,24 @@ func (d *Driver) Redeliver(ctx context.Context, within time.Duration) error {
 			}
 		}
 	}
+}
+
+// Resend posts every event of ids again, in bodies of Batch, as Twilio does with events whose answer it
+// never saw, and records the answers.
+func (d *Driver) Resend(ctx context.Context, ids []string) {
+	batch := max(d.Batch, 1)
+	sem := make(chan struct{}, min(orDefault(d.Concurrency, 64), redeliverConcurrency))
+	var wg sync.WaitGroup
+	for i := 0; i < len(ids) && ctx.Err() == nil; i += batch {
+		body := ids[i:min(i+batch, len(ids))]
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			d.post(ctx, body)
+		}()
+	}
+	wg.Wait()
 }
 
 // Event returns a realistic event for id: a message status or a call summary (one in four), keyed by

@@ -83,6 +83,20 @@ func (l *Ledger) Unacknowledged() []string {
 	return ids
 }
 
+// AcknowledgedIDs returns the genuine events answered 200 at least once, sorted.
+func (l *Ledger) AcknowledgedIDs() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ids []string
+	for id, e := range l.events {
+		if e.oks > 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // Acknowledged returns how many genuine events were answered 200 at least once.
 func (l *Ledger) Acknowledged() int {
 	l.mu.Lock()
@@ -114,10 +128,39 @@ type Report struct {
 	DupRefused int `json:"dup_refused"`
 	Unexpected int `json:"unexpected"` // records of ids never sent as genuine events (forged ones included)
 	Forged     int `json:"forged"`     // distinct forged ids sent
+	// DupTarget is the most duplicates the scenario may show, in percent of the events sent; nil when
+	// they are only reported (a fault the relay cannot see through, such as its own SIGKILL).
+	DupTarget *float64 `json:"dup_target_percent,omitempty"`
 
 	Statuses map[string]int `json:"statuses"` // answers per request
 	Note     string         `json:"note,omitempty"`
 	Examples []string       `json:"examples,omitempty"` // a few lost or unexpected ids
+}
+
+// DupsAtMost is a duplicates target of percent of the events sent; DupsReported reports them only.
+func DupsAtMost(percent float64) *float64 { return &percent }
+
+// DupsReported is the target of a scenario whose duplicates are reported, not bounded.
+var DupsReported *float64
+
+// MaxDuplicated is the most duplicates the target allows, -1 when it allows any number.
+func (r Report) MaxDuplicated() int {
+	if r.DupTarget == nil {
+		return -1
+	}
+	return int(*r.DupTarget * float64(r.Sent) / 100)
+}
+
+// Target describes the duplicates target for the table: "0", "≤ 2 % (24)", "reported".
+func (r Report) Target() string {
+	switch max := r.MaxDuplicated(); {
+	case max < 0:
+		return "reported"
+	case *r.DupTarget == 0:
+		return "0"
+	default:
+		return fmt.Sprintf("≤ %g %% (%d)", *r.DupTarget, max)
+	}
 }
 
 // Check compares found (records per event id in the sink, every topic together) with the ledger.
@@ -178,11 +221,14 @@ func (r *Report) example(s string) {
 }
 
 // Problems lists what breaks the promise: an answered event missing, a record never sent as a genuine
-// event. Empty means the scenario passed.
+// event, more duplicates than the scenario's target. Empty means the scenario passed.
 func (r Report) Problems() []string {
 	var p []string
 	if r.Lost > 0 {
 		p = append(p, fmt.Sprintf("%d events answered 200 are not in the sink", r.Lost))
+	}
+	if max := r.MaxDuplicated(); max >= 0 && r.Duplicated > max {
+		p = append(p, fmt.Sprintf("%d duplicates, over the target of %s", r.Duplicated, r.Target()))
 	}
 	if r.Unexpected > 0 {
 		p = append(p, fmt.Sprintf("%d records of events never sent or forged", r.Unexpected))
@@ -198,9 +244,9 @@ func (r Report) Problems() []string {
 
 // String is a one-line summary for test logs.
 func (r Report) String() string {
-	return fmt.Sprintf("%s: sent %d, answered 200 %d, present %d, lost %d, quarantined %d, duplicated %d, "+
+	return fmt.Sprintf("%s: sent %d, answered 200 %d, present %d, lost %d, quarantined %d, duplicated %d (target %s), "+
 		"unexpected %d, forged %d, pending %d, requests %d %v", r.Scenario, r.Sent, r.Answered, r.Present,
-		r.Lost, r.Quarantined, r.Duplicated, r.Unexpected, r.Forged, r.Pending, r.Requests, r.Statuses)
+		r.Lost, r.Quarantined, r.Duplicated, r.Target(), r.Unexpected, r.Forged, r.Pending, r.Requests, r.Statuses)
 }
 
 // EnvOut names the file that scenarios append their reports to, one JSON object a line, when set.

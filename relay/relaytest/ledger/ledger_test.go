@@ -110,6 +110,7 @@ func TestTable(t *testing.T) {
 	l.Record([]string{"a", "b"}, 200, nil)
 	l.Record([]string{"c"}, 0, errors.New("reset"))
 	r := l.Check("kill", map[string]int{"a": 2, "b": 1})
+	r.DupTarget = DupsAtMost(50)
 	out := filepath.Join(t.TempDir(), "ledger.jsonl")
 	t.Setenv(EnvOut, out) // not the suite's own $RELAY_LEDGER_OUT: this row is no scenario
 	if err := r.Save(); err != nil {
@@ -125,8 +126,38 @@ func TestTable(t *testing.T) {
 		t.Fatalf("read back: %v %v", reports, err)
 	}
 	got := Table(reports)
-	want := "| kill | 3 | 2 | 2 | **0** | 0 | 1 (1) | 0 | 0 | 200×1, 503×1, no answer×1 |  |\n"
+	want := "| kill | 3 | 2 | 2 | **0** | 0 | 1 (1) | ≤ 50 % (1) | 0 | 0 | 200×1, 503×1, no answer×1 |  |\n"
 	if !strings.HasSuffix(got, want) {
 		t.Errorf("table:\n%s\nwant its last line\n%s", got, want)
+	}
+}
+
+// TestDupTarget: a scenario over its duplicates target fails; one within it, or whose duplicates are
+// only reported, does not.
+func TestDupTarget(t *testing.T) {
+	l := New()
+	for _, id := range []string{"a", "b", "c", "d"} {
+		l.Record([]string{id}, 200, nil)
+	}
+	found := map[string]int{"a": 3, "b": 1, "c": 1, "d": 1} // 2 duplicates of 4 events
+	for _, tc := range []struct {
+		target *float64
+		text   string
+		fails  bool
+	}{
+		{DupsAtMost(0), "0", true},
+		{DupsAtMost(25), "≤ 25 % (1)", true},
+		{DupsAtMost(50), "≤ 50 % (2)", false},
+		{DupsReported, "reported", false},
+	} {
+		r := l.Check("dups", found)
+		r.DupTarget = tc.target
+		p := strings.Join(r.Problems(), "; ")
+		if r.Target() != tc.text || (p != "") != tc.fails {
+			t.Errorf("target %s: problems %q, want failing %v", r.Target(), p, tc.fails)
+		}
+		if tc.fails && !strings.Contains(p, "2 duplicates, over the target of "+tc.text) {
+			t.Errorf("problem %q does not say the count and the target", p)
+		}
 	}
 }

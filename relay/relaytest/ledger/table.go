@@ -30,11 +30,11 @@ func ReadReports(r io.Reader) ([]Report, error) {
 // Table renders reports as the Markdown table of docs/reliability.md.
 func Table(reports []Report) string {
 	var b strings.Builder
-	b.WriteString("| scenario | events sent | answered 200 | present | lost | quarantined | duplicated (of which after a refused answer) | forged sent | forged or unknown present | answers (per request) | note |\n")
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n")
+	b.WriteString("| scenario | events sent | answered 200 | present | lost | quarantined | duplicated (of which after a refused answer) | duplicates target | forged sent | forged or unknown present | answers (per request) | note |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n")
 	for _, r := range reports {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | **%d** | %d | %d (%d) | %d | %d | %s | %s |\n", r.Scenario, r.Sent, r.Answered,
-			r.Present, r.Lost, r.Quarantined, r.Duplicated, r.DupRefused, r.Forged, r.Unexpected, statuses(r.Statuses), r.Note)
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | **%d** | %d | %d (%d) | %s | %d | %d | %s | %s |\n", r.Scenario, r.Sent, r.Answered,
+			r.Present, r.Lost, r.Quarantined, r.Duplicated, r.DupRefused, r.Target(), r.Forged, r.Unexpected, statuses(r.Statuses), r.Note)
 	}
 	return b.String()
 }

@@ -1,6 +1,6 @@
 // Command table prints the ledger reports that the fault and bad-input scenarios saved (one JSON object a
-// line, on stdin) as the Markdown table of docs/reliability.md, and exits 1 if any row lost an event or
-// let a forged one through.
+// line, on stdin) as the Markdown table of docs/reliability.md, and exits 1 if any row lost an event, let
+// a forged one through, or went over its duplicates target.
 package main
 
 import (
