@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -35,11 +36,18 @@ func (p *Pipeline) deliver(ctx context.Context, b *Batch, owned []*item, rejects
 		dls = append(dls, p.writeAll(ctx, b, bySink)...)
 		d.dlErr = p.deadLetterAll(ctx, dls)
 		p.remember(ctx, owned)
-		landed := d.dlErr == nil
+		failed, first := 0, d.dlErr
 		for _, it := range owned {
-			landed = landed && it.res.Fate != Failed
+			if it.res.Fate == Failed {
+				if failed++; first == nil {
+					first = it.res.Err
+				}
+			}
 		}
-		p.late.finish(d.work, landed)
+		if p.late.finish(d.work, first == nil) && first != nil {
+			p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "a write that outlived its request failed: its events are retried",
+				slog.String("endpoint", b.Endpoint), slog.Int("failed", failed), slog.Int("events", len(owned)), slog.Any("error", first))
+		}
 	}()
 	return d
 }

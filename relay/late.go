@@ -15,9 +15,12 @@ import (
 
 // Defaults of the limits on writes that outlive their requests.
 const (
-	// DefaultAttemptTimeout bounds one write attempt: above Kafka's default write_timeout (5 s), since
-	// kafka-go may queue a batch behind another one to the same partition before sending it.
-	DefaultAttemptTimeout = 10 * time.Second
+	// DefaultAttemptTimeout bounds one write attempt. kafka-go bounds one produce request by its
+	// write_timeout (5 s), but queues a partition's batches behind each other: while a leader restarts,
+	// a batch can wait longer than that before it is even sent. 30 s is the Java producer's
+	// request.timeout.ms; with 10 s, the three-broker fault scenario made 221-231 duplicates of 1,201
+	// (attempts given up on while kafka-go still held their batch), with 30 s 15 (docs/dedupe.md).
+	DefaultAttemptTimeout = 30 * time.Second
 	// DefaultMaxLateWrites is how many requests may have writes outliving them at once.
 	DefaultMaxLateWrites = 1024
 )
@@ -91,8 +94,9 @@ func (l *lateWrites) markLocked(w *tracked) {
 	l.obs.LateWrites(l.late)
 }
 
-// finish records that w ended; landed says whether everything it wrote is safe.
-func (l *lateWrites) finish(w *tracked, landed bool) {
+// finish records that w ended; landed says whether everything it wrote is safe. It reports whether w
+// had outlived its request.
+func (l *lateWrites) finish(w *tracked, landed bool) (late bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	w.finished = true
@@ -105,6 +109,7 @@ func (l *lateWrites) finish(w *tracked, landed bool) {
 		close(l.drained)
 		l.drained = nil
 	}
+	return w.late
 }
 
 // wait blocks until no work is in flight or ctx ends.

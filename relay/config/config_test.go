@@ -18,7 +18,7 @@ const shippedConfig = "../../config.yaml"
 // shippedEnv are the variables config.yaml reads; tests that load it clear them all first so that the
 // environment the tests run in cannot change the outcome.
 var shippedEnv = []string{
-	"RELAY_LISTEN", "RELAY_ADMIN_LISTEN", "RELAY_LOG_LEVEL", "RELAY_LOG_FORMAT", "RELAY_PUBLIC_URL",
+	"RELAY_LISTEN", "RELAY_ADMIN_LISTEN", "RELAY_LOG_LEVEL", "RELAY_LOG_FORMAT", "RELAY_PUBLIC_URL", "RELAY_DEDUPE_SNAPSHOT",
 	"TWILIO_AUTH_TOKENS", "KAFKA_BROKERS", "KAFKA_COMPRESSION", "KAFKA_AUTO_CREATE_TOPICS",
 	"KAFKA_SASL_MECHANISM", "KAFKA_USERNAME", "KAFKA_PASSWORD", "KAFKA_TLS", "KAFKA_TOPIC",
 	"KAFKA_DEAD_LETTER_TOPIC",
@@ -152,7 +152,7 @@ func TestLoadShippedConfigWithoutTokens(t *testing.T) {
 		t.Fatalf("error %v is not Errors with one entry", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{"endpoints[0].auth_tokens[0]", "TWILIO_AUTH_TOKENS is not set", "(line 33)"} {
+	for _, want := range []string{"endpoints[0].auth_tokens[0]", "TWILIO_AUTH_TOKENS is not set", "(line 36)"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not contain %q", msg, want)
 		}
@@ -162,7 +162,7 @@ func TestLoadShippedConfigWithoutTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if line := lineOf(string(data), "${TWILIO_AUTH_TOKENS}"); line != 33 {
+	if line := lineOf(string(data), "${TWILIO_AUTH_TOKENS}"); line != 36 {
 		t.Errorf("config.yaml moved: ${TWILIO_AUTH_TOKENS} is on line %d; update this test", line)
 	}
 
@@ -243,7 +243,7 @@ func TestDefaults(t *testing.T) {
 		{"max_in_flight", c.Limits.MaxInFlight, 4096},
 		{"max_connections", c.Limits.MaxConnections, 10_000},
 		{"max_events", c.Limits.MaxEvents, 10_000},
-		{"attempt_timeout", time.Duration(c.Limits.AttemptTimeout), 10 * time.Second},
+		{"attempt_timeout", time.Duration(c.Limits.AttemptTimeout), 30 * time.Second},
 		{"max_late_writes", c.Limits.MaxLateWrites, 1024},
 		{"dedupe.snapshot", c.Dedupe.Snapshot, ""}, // no spool: none unless configured
 		{"read_timeout", time.Duration(c.Limits.ReadTimeout), 10 * time.Second},
