@@ -122,10 +122,11 @@ func fromCloudEvent(b []byte) (deadLetter, bool) {
 }
 
 // replay sends the dead letters through a pipeline built from cfg, without listeners and without the
-// spool (a running relay may hold it).
+// spool or the dedupe snapshot (a running relay may hold them).
 func replay(ctx context.Context, cfg *config.Config, dls []deadLetter, stdout, stderr io.Writer) (err error) {
 	c := *cfg
 	c.Spool.Sinks = nil
+	c.Dedupe.Snapshot = ""
 	r, err := NewRelay(&c, newLogger(c.Log, stderr))
 	if err != nil {
 		return err
