@@ -19,23 +19,32 @@ type delivery struct {
 	items []*item
 	done  chan struct{}
 	work  *tracked
-	dlErr error // read only once done is closed
+
+	// mu guards the items' res and pending while the delivery runs, so that the request can tell, at
+	// its deadline, the events whose fate is final from those still being written; and what follows.
+	mu      sync.Mutex
+	rejects int   // dead letters of the body's rejects not written yet
+	dlErr   error // the first dead letter not acknowledged
 }
 
 // deliver starts the delivery of the owned events and of the dead letters of rejects.
 func (p *Pipeline) deliver(ctx context.Context, b *Batch, owned []*item, rejects []Reject) *delivery {
-	d := &delivery{items: owned, done: make(chan struct{})}
+	d := &delivery{items: owned, done: make(chan struct{}), rejects: len(rejects)}
 	if len(owned) == 0 && len(rejects) == 0 {
 		close(d.done)
 		return d
 	}
+	for _, it := range owned {
+		it.pending = -1 // not routed yet
+	}
 	d.work = p.late.start(false)
 	go func() {
 		defer close(d.done)
-		bySink, dls := p.route(b, owned, rejects)
-		dls = append(dls, p.writeAll(ctx, b, bySink)...)
-		d.dlErr = p.deadLetterAll(ctx, dls)
-		p.remember(ctx, owned)
+		defer p.land(owned) // whatever happens, so that waiters never hang
+		bySink, dls, ready := p.route(b, d, rejects)
+		p.remember(ctx, ready)
+		dls = append(dls, p.writeAll(ctx, b, d, bySink)...)
+		p.deadLetterAll(ctx, d, dls)
 		failed, first := 0, d.dlErr
 		for _, it := range owned {
 			if it.res.Fate == Failed {
@@ -75,12 +84,15 @@ type pending struct {
 	msg      Message
 }
 
-// route turns the owned events into messages per sink, recording each event's deliveries in its outcome,
-// and into dead letters where routing fails or no route matches and the policy says so; rejects become
-// dead letters too.
-func (p *Pipeline) route(b *Batch, owned []*item, rejects []Reject) (map[string][]pending, []pending) {
-	bySink := make(map[string][]pending, 1)
-	var dls []pending
+// route turns the delivery's events into messages per sink, recording each event's deliveries in its
+// outcome and how many messages it waits for, and into dead letters where routing fails or no route
+// matches and the policy says so; rejects become dead letters too. ready are the events it settled
+// (dropped by policy): nothing to write.
+func (p *Pipeline) route(b *Batch, d *delivery, rejects []Reject) (bySink map[string][]pending, dls []pending, ready []*item) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	owned := d.items
+	bySink = make(map[string][]pending, 1)
 	for _, r := range rejects {
 		dls = append(dls, pending{msg: p.deadLetterMessage(b.Endpoint, nil, r.Raw, r.Reason, r.Detail, b.ReceivedAt)})
 	}
@@ -89,21 +101,25 @@ func (p *Pipeline) route(b *Batch, owned []*item, rejects []Reject) (map[string]
 	for i, it := range owned {
 		first[i] = len(sinks)
 		ds, err := p.cfg.Router.Route(it.ev)
+		it.pending = len(ds)
 		switch {
 		case err != nil:
+			it.pending = 1
 			dls = append(dls, p.deadLetter(b, it, ReasonRouteError, err.Error()))
 			continue
 		case len(ds) == 0 && p.cfg.NoRoute == NoRouteDrop:
 			it.res.Fate, it.res.Reason = Dropped, ReasonNoRoute
 			p.cfg.Observer.EventDropped(b.Endpoint, it.ev.Type, ReasonNoRoute)
+			ready = append(ready, it)
 			continue
 		case len(ds) == 0:
+			it.pending = 1
 			dls = append(dls, p.deadLetter(b, it, ReasonNoRoute, "no route matches the event"))
 			continue
 		}
-		for j, d := range ds {
-			sinks = append(sinks, SinkOutcome{Route: d.Route, Sink: d.Sink, Topic: d.Topic})
-			bySink[d.Sink] = append(bySink[d.Sink], pending{it: it, delivery: j, msg: d.Message})
+		for j, dst := range ds {
+			sinks = append(sinks, SinkOutcome{Route: dst.Route, Sink: dst.Sink, Topic: dst.Topic})
+			bySink[dst.Sink] = append(bySink[dst.Sink], pending{it: it, delivery: j, msg: dst.Message})
 		}
 	}
 	for i, it := range owned { // now that the array no longer grows
@@ -115,7 +131,7 @@ func (p *Pipeline) route(b *Batch, owned []*item, rejects []Reject) (map[string]
 			it.res.Sinks = sinks[first[i]:end:end]
 		}
 	}
-	return bySink, dls
+	return bySink, dls, ready
 }
 
 // deadLetter marks an owned event dead-lettered and returns its dead letter.
@@ -143,10 +159,11 @@ func (p *Pipeline) deadLetterMessage(endpoint string, orig *Event, raw []byte, r
 func sinkRefused(sink string, err error) string { return fmt.Sprintf("sink %s: %v", sink, err) }
 
 // writeAll writes to every sink at once, each with retries, records each sink's final answer in the
-// deliveries of the events, and returns the dead letters of the messages a sink refused for good.
-func (p *Pipeline) writeAll(ctx context.Context, b *Batch, bySink map[string][]pending) []pending {
+// deliveries of the events, remembers each event once all its messages are settled (so that a slower
+// sink does not hold the others' events), and returns the dead letters of the messages a sink refused
+// for good.
+func (p *Pipeline) writeAll(ctx context.Context, b *Batch, d *delivery, bySink map[string][]pending) []pending {
 	var (
-		mu  sync.Mutex
 		dls []pending
 		wg  sync.WaitGroup
 	)
@@ -155,13 +172,20 @@ func (p *Pipeline) writeAll(ctx context.Context, b *Batch, bySink map[string][]p
 		go func() {
 			defer wg.Done()
 			errs := p.write(ctx, name, ps)
-			mu.Lock()
-			defer mu.Unlock()
+			var ready []*item
+			d.mu.Lock()
 			for i, pd := range ps {
+				pd.it.pending--
 				if dl, ok := p.settle(b, name, pd, errs[i]); ok {
+					pd.it.pending++ // its dead letter now
 					dls = append(dls, dl)
 				}
+				if pd.it.pending == 0 {
+					ready = append(ready, pd.it)
+				}
 			}
+			d.mu.Unlock()
+			p.remember(ctx, ready)
 		}()
 	}
 	wg.Wait()
@@ -193,24 +217,31 @@ func (p *Pipeline) settle(b *Batch, sink string, pd pending, err error) (pending
 }
 
 // deadLetterAll writes the dead letters to the dead-letter sink with retries. An event whose dead letter is
-// not acknowledged fails; the error, when one is not, fails the whole request.
-func (p *Pipeline) deadLetterAll(ctx context.Context, dls []pending) error {
-	var first error
-	for i, err := range p.writeDeadLetters(ctx, dls) {
-		if err == nil {
+// not acknowledged fails; the first dead letter not acknowledged (d.dlErr) fails the whole request.
+func (p *Pipeline) deadLetterAll(ctx context.Context, d *delivery, dls []pending) {
+	errs := p.writeDeadLetters(ctx, dls)
+	var ready []*item
+	d.mu.Lock()
+	for i, err := range errs {
+		it := dls[i].it
+		if it == nil {
+			d.rejects--
+		}
+		if err != nil && d.dlErr == nil {
+			d.dlErr = fmt.Errorf("dead letter to sink %s: %w", p.cfg.DeadLetter.Sink, err)
+		}
+		if it == nil {
 			continue
 		}
-		if first == nil {
-			first = err
-		}
-		if it := dls[i].it; it != nil {
+		if err != nil {
 			it.res.fail(fmt.Errorf("dead letter: %w", err))
 		}
+		if it.pending--; it.pending == 0 {
+			ready = append(ready, it)
+		}
 	}
-	if first != nil {
-		return fmt.Errorf("dead letter to sink %s: %w", p.cfg.DeadLetter.Sink, first)
-	}
-	return nil
+	d.mu.Unlock()
+	p.remember(ctx, ready)
 }
 
 // writeDeadLetters writes dead letters with retries (and to the spool when the dead-letter sink spools),

@@ -95,7 +95,7 @@ func latePipeline(t *testing.T, s relay.Sink, obs relay.Observer, maxLate int, s
 		MaxLateWrites:  maxLate,
 	}
 	if sp != nil {
-		cfg.Spool, cfg.SpoolSinks, cfg.SpoolReserve = sp, map[string]bool{"s": true}, 50*time.Millisecond
+		cfg.Spool, cfg.SpoolSinks, cfg.SpoolReserve = sp, map[string]bool{"s": true}, 400*time.Millisecond
 	}
 	p, err := relay.NewPipeline(cfg)
 	if err != nil {
@@ -150,6 +150,7 @@ func TestLateWriteLandsAndItsRetryIsADuplicate(t *testing.T) {
 	if out, err := processWithin(p, time.Second, ev("1", "a.x")); err != nil || out.Duplicates != 1 {
 		t.Fatalf("a later retry: %+v %v, want a duplicate", out.Counts, err)
 	}
+	waitWrites(t, p) // the delivery lands its event a moment before it ends
 	if n, landed, failed, _ := obs.get(); n != 0 || landed != 1 || failed != 0 {
 		t.Fatalf("late writes: in flight %d, landed %d, failed %d; want 0, 1, 0", n, landed, failed)
 	}
@@ -181,6 +182,7 @@ func TestLateWriteFailsAndTheRetryWritesIt(t *testing.T) {
 	if n := len(h.Acked()); n != 1 {
 		t.Fatalf("the sink holds %d copies, want 1", n)
 	}
+	waitWrites(t, p) // the first delivery lands its event before it ends
 	if _, landed, failed, _ := obs.get(); landed != 0 || failed != 1 {
 		t.Fatalf("late writes landed %d, failed %d; want 0, 1", landed, failed)
 	}
@@ -210,7 +212,7 @@ func TestMaxLateWrites(t *testing.T) {
 	h := newHeld()
 	obs := &lateObserver{}
 	p := latePipeline(t, h, obs, 1, nil)
-	if _, err := processWithin(p, 50*time.Millisecond, ev("1", "a.x")); !errors.Is(err, relay.ErrStillWriting) && relay.ErrorCode(err) != relay.EUNAVAILABLE {
+	if _, err := processWithin(p, 50*time.Millisecond, ev("1", "a.x")); relay.ErrorCode(err) != relay.EUNAVAILABLE {
 		t.Fatalf("first: %v", err)
 	}
 	_, err := processWithin(p, time.Second, ev("2", "a.x"))
@@ -250,7 +252,8 @@ func TestSpooledWhileInFlight(t *testing.T) {
 			sp := &memSpool{}
 			p := latePipeline(t, h, nil, 0, sp)
 			b := batch(ev("1", "a.x"))
-			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+			// The reserve (400 ms) leaves the spooling plenty of time on a loaded machine.
+			ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
 			defer cancel()
 			out, err := p.Process(ctx, b)
 			if got := fates(t, b, out); err != nil || got != "1=spooled" {
@@ -267,5 +270,36 @@ func TestSpooledWhileInFlight(t *testing.T) {
 				t.Fatalf("the sink holds %d copies, want 1", n)
 			}
 		})
+	}
+}
+
+// TestLateWriteHoldsOnlyItsOwnEvents: in a request whose events go to a slow sink and a fast one, the
+// event the fast sink acknowledged is reported delivered and remembered at once, so that its retry is a
+// duplicate while the slow sink's write is still in flight.
+func TestLateWriteHoldsOnlyItsOwnEvents(t *testing.T) {
+	slow, fast := newHeld(), &relaytest.Sink{}
+	p, err := relay.NewPipeline(relay.PipelineConfig{
+		Router: &relay.Router{Routes: []relay.Route{
+			{Name: "a", Match: relay.Match{Types: []relay.Glob{"a.*"}}, Targets: []relay.Target{{Sink: "slow", Topic: relay.MustParseTemplate("t")}}},
+			{Name: "b", Match: relay.Match{Types: []relay.Glob{"b.*"}}, Targets: []relay.Target{{Sink: "fast", Topic: relay.MustParseTemplate("t")}}},
+		}},
+		Sinks:      map[string]relay.Sink{"slow": slow, "fast": fast},
+		DeadLetter: relay.DeadLetterTarget{Sink: "fast", Topic: "dead"},
+		Dedupe:     &relaytest.Deduper{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waitWrites(t, p)
+	defer slow.open()
+	b := batch(ev("1", "a.x"), ev("2", "b.x"))
+	out, err := processWithin(p, 100*time.Millisecond, b.Events...)
+	if got := fates(t, b, out); relay.ErrorCode(err) != relay.EUNAVAILABLE || got != "1=failed 2=delivered" || !errors.Is(out.Events[0].Err, relay.ErrStillWriting) {
+		t.Fatalf("%s (%v), want 1 still being written and 2 delivered", got, err)
+	}
+	// Were 2 still claimed by the delivery the slow sink holds, this retry would wait its whole deadline
+	// and fail.
+	if out, err := processWithin(p, time.Second, ev("2", "b.x")); err != nil || out.Duplicates != 1 {
+		t.Fatalf("retry of 2: %+v %v, want a duplicate", out.Counts, err)
 	}
 }

@@ -101,12 +101,14 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 type item struct {
 	ev  *Event
 	idx int // its place in the batch
-	// res is what became of it while its delivery writes it: the delivery alone writes it, and Process
-	// copies it into the Outcome once the delivery has finished.
-	res    EventOutcome
-	key    string // "" for events never deduplicated (test events)
-	fl     *flight
-	shared bool // claimed in the shared tier: commit or release it
+	// res is what became of it while its delivery writes it, and pending how many of its messages (to
+	// sinks, or its dead letter) are not settled yet, -1 before routing: the delivery writes both under
+	// its lock, and Process copies res into the Outcome once pending is 0.
+	res     EventOutcome
+	pending int
+	key     string // "" for events never deduplicated (test events)
+	fl      *flight
+	shared  bool // claimed in the shared tier: commit or release it
 }
 
 // Process delivers the batch and returns nil only when every event in it is safe (see Pipeline). Otherwise
@@ -240,8 +242,9 @@ func (p *Pipeline) claimShared(ctx context.Context, it *item) ClaimResult {
 }
 
 // remember remembers the owned events that are safe, commits their shared claims and releases those of
-// the others, then lands every owned flight. It runs when the delivery ends, after the request's
-// deadline when its writes outlived it, so the shared claims are settled without the request's context.
+// the others, then lands their flights. The delivery calls it for each event once all the event's
+// messages are settled, after the request's deadline when its writes outlived it, so the shared claims
+// are settled without the request's context.
 func (p *Pipeline) remember(ctx context.Context, owned []*item) {
 	for _, it := range owned {
 		failed := it.res.Fate == Failed
@@ -306,21 +309,23 @@ func (p *Pipeline) await(ctx context.Context, b *Batch, waits []*item, events []
 }
 
 // settleDelivery waits for d within ctx and records what became of its events in events. A delivery still
-// writing when ctx ends goes on, counted as late: its events are recorded failed with ErrStillWriting,
-// and it remembers them itself if its writes land. It returns the dead-letter error of a finished
-// delivery, and ErrStillWriting for a late one that held only the dead letters of the body's rejects.
+// writing when ctx ends goes on, counted as late: its events whose messages are all settled are recorded
+// as they are, the others failed with ErrStillWriting, and it remembers them itself when it ends. It
+// returns the first dead letter not acknowledged, or ErrStillWriting while a dead letter of the body's
+// rejects is still being written.
 func (p *Pipeline) settleDelivery(ctx context.Context, d *delivery, events []EventOutcome) error {
-	if !p.waitDelivery(ctx, d) {
-		for _, it := range d.items {
+	finished := p.waitDelivery(ctx, d)
+	d.mu.Lock() // a late delivery still writes
+	defer d.mu.Unlock()
+	for _, it := range d.items {
+		if finished || it.pending == 0 {
+			events[it.idx] = it.res
+		} else {
 			events[it.idx].fail(fmt.Errorf("event %s: %w", it.ev.ID, ErrStillWriting))
 		}
-		if len(d.items) == 0 {
-			return ErrStillWriting
-		}
-		return nil
 	}
-	for _, it := range d.items {
-		events[it.idx] = it.res
+	if d.dlErr == nil && d.rejects > 0 && !finished {
+		return fmt.Errorf("dead letters of the body: %w", ErrStillWriting)
 	}
 	return d.dlErr
 }

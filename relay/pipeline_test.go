@@ -25,6 +25,15 @@ type fixture struct {
 // newFixture routes type "a.*" to sink main, "b.*" to sink other, and dead-letters to sink dlq.
 func newFixture(t *testing.T, noRoute relay.NoRoutePolicy, extra ...relay.Route) *fixture {
 	t.Helper()
+	return newFixtureBackoff(t, noRoute, relay.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond, Multiplier: 2}, extra...)
+}
+
+// oneAttempt is a backoff that leaves no time for a second attempt within any test's deadline: the
+// delivery ends long before the deadline, whatever the machine's load.
+var oneAttempt = relay.Backoff{Initial: time.Hour, Max: time.Hour, Multiplier: 1}
+
+func newFixtureBackoff(t *testing.T, noRoute relay.NoRoutePolicy, backoff relay.Backoff, extra ...relay.Route) *fixture {
+	t.Helper()
 	f := &fixture{main: &relaytest.Sink{}, other: &relaytest.Sink{}, dlq: &relaytest.Sink{}, dedupe: &relaytest.Deduper{}}
 	routes := append([]relay.Route{
 		{Name: "a", Match: relay.Match{Types: []relay.Glob{"a.*"}}, Targets: []relay.Target{{Sink: "main", Topic: relay.MustParseTemplate("t.{type}")}}},
@@ -37,13 +46,23 @@ func newFixture(t *testing.T, noRoute relay.NoRoutePolicy, extra ...relay.Route)
 		DeadLetter: relay.DeadLetterTarget{Sink: "dlq", Topic: "dead"},
 		NoRoute:    noRoute,
 		Dedupe:     f.dedupe,
-		Backoff:    relay.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond, Multiplier: 2},
+		Backoff:    backoff,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.p = p
 	return f
+}
+
+// waitWrites waits for the writes of p that outlived their requests.
+func waitWrites(t *testing.T, p *relay.Pipeline) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func ev(id, typ string) *relay.Event {
@@ -105,6 +124,9 @@ func TestPipelineSinkDownIsUnavailableAndNotRemembered(t *testing.T) {
 	if !errors.As(err, &rerr) || rerr.Code != relay.EUNAVAILABLE || rerr.RetryAfter <= 0 {
 		t.Fatalf("err = %v, want EUNAVAILABLE with Retry-After", err)
 	}
+	// The delivery may still be in main's last attempt at the deadline: it remembers what landed when it
+	// ends (the events stay claimed until then, so a retry waits for it). Close waits for it.
+	waitWrites(t, f.p)
 	if f.dedupe.Seen(ev("1", "a.x").DedupeKey()) {
 		t.Fatal("an unacknowledged event was remembered: its retry would be dropped as a duplicate")
 	}
@@ -362,7 +384,9 @@ func fates(t *testing.T, b *relay.Batch, out relay.Outcome) string {
 func TestPipelineOutcomePerEvent(t *testing.T) {
 	both := relay.Route{Name: "both", Match: relay.Match{Types: []relay.Glob{"d.*"}},
 		Targets: []relay.Target{{Sink: "main", Topic: relay.MustParseTemplate("m")}, {Sink: "other", Topic: relay.MustParseTemplate("o")}}}
-	f := newFixture(t, relay.NoRouteDeadLetter, both)
+	// One attempt: the transient refusal of "slow" must not keep main writing up to the deadline, where
+	// the delivery could still be finishing its dead letters (their events then read still being written).
+	f := newFixtureBackoff(t, relay.NoRouteDeadLetter, oneAttempt, both)
 	f.main.SetReject(func(m relay.Message) error {
 		switch m.Event.ID {
 		case "big":

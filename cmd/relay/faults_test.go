@@ -231,7 +231,7 @@ dead_letter: { sink: web, topic: dead }
 // has, exits 0, and nothing it answered 200 is missing.
 func TestFaultGracefulShutdown(t *testing.T) {
 	k := startKafka(t)
-	p := startRelayProcess(t, k, map[string]string{"DEDUPE_SNAPSHOT": filepath.Join(t.TempDir(), "dedupe.snapshot")})
+	p := startRelayWithSnapshot(t, k)
 	s := newScenario(t, "relay SIGTERMed during load (graceful shutdown), restarted", p.Sender())
 	s.run()
 	s.at(0.35, "SIGTERM the relay")
@@ -253,7 +253,7 @@ func TestFaultGracefulShutdown(t *testing.T) {
 // duplicates, and produces none of them again.
 func TestFaultRestartResend(t *testing.T) {
 	k := startKafka(t)
-	p := startRelayProcess(t, k, map[string]string{"DEDUPE_SNAPSHOT": filepath.Join(t.TempDir(), "dedupe.snapshot")})
+	p := startRelayWithSnapshot(t, k)
 	s := newScenario(t, "relay SIGTERMed and restarted, then every event already answered 200 sent again", p.Sender())
 	s.run()
 	s.wait()
@@ -279,9 +279,23 @@ func TestFaultRestartResend(t *testing.T) {
 // startRelayProcess runs the relay binary with testConfig against k, a 1.5 s deadline and env.
 func startRelayProcess(t *testing.T, k *kafkaserver.Server, env map[string]string) *relayProcess {
 	t.Helper()
+	return startRelayProcessWith(t, k, testConfig, env)
+}
+
+// startRelayProcessWith runs the relay binary with yaml against k, a 1.5 s deadline and env.
+func startRelayProcessWith(t *testing.T, k *kafkaserver.Server, yaml string, env map[string]string) *relayProcess {
+	t.Helper()
 	vars := map[string]string{"BROKERS": k.Addr(), "DEADLINE": "1500ms"}
 	maps.Copy(vars, env)
-	p := newRelayProcess(t, testConfig, vars)
+	p := newRelayProcess(t, yaml, vars)
 	p.Start()
 	return p
+}
+
+// startRelayWithSnapshot runs the relay binary with testConfig and a dedupe snapshot in the test's
+// temporary directory.
+func startRelayWithSnapshot(t *testing.T, k *kafkaserver.Server) *relayProcess {
+	t.Helper()
+	return startRelayProcessWith(t, k, testConfig+"dedupe: { snapshot: \"${DEDUPE_SNAPSHOT}\" }\n",
+		map[string]string{"DEDUPE_SNAPSHOT": filepath.Join(t.TempDir(), "dedupe.snapshot")})
 }

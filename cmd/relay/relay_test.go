@@ -33,7 +33,6 @@ listen: 127.0.0.1:0
 admin: { listen: 127.0.0.1:0 }
 log: { level: warn }
 limits: { request_deadline: "${DEADLINE:-1500ms}" }
-dedupe: { snapshot: "${DEDUPE_SNAPSHOT:-}" }
 endpoints:
   - name: events
     path: /twilio/events
