@@ -341,8 +341,9 @@ func allIndexes(n int) []int {
 	return idx
 }
 
-// attempt is write without the spool: writeOnce, again for what failed transiently, with backoff. No
-// attempt starts once ctx has ended; the one in flight then goes on (writeOnce).
+// attempt is write without the spool: writeOnce, again for what failed transiently, with backoff. What
+// failed for good or for a misconfiguration (IsMisconfigured) is not tried again. No attempt starts once
+// ctx has ended; the one in flight then goes on (writeOnce).
 func (p *Pipeline) attempt(ctx context.Context, name string, ps []pending) []error {
 	errs := make([]error, len(ps))
 	todo := allIndexes(len(ps))
@@ -365,7 +366,7 @@ func (p *Pipeline) attempt(ctx context.Context, name string, ps []pending) []err
 		for j, i := range todo {
 			e := each[j]
 			errs[i] = e
-			if e != nil && !IsPermanent(e) {
+			if e != nil && !IsPermanent(e) && !IsMisconfigured(e) {
 				next = append(next, i)
 			}
 		}

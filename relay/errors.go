@@ -65,3 +65,28 @@ func IsPermanent(err error) bool {
 	var p permanentError
 	return errors.As(err, &p)
 }
+
+// misconfiguredError marks an error that no retry within a request mends, and that the message is not
+// to blame for.
+type misconfiguredError struct{ err error }
+
+func (e misconfiguredError) Error() string { return e.err.Error() }
+func (e misconfiguredError) Unwrap() error { return e.err }
+
+// Misconfigured marks err as a refusal of the destination that lasts until someone acts (a missing
+// topic, refused credentials, no permission to write): the pipeline does not retry it within the
+// request and does not dead-letter the message either, so the request is answered 503 at once and the
+// sender keeps the event (Twilio retries for 4 hours), or a sink that spools takes it. Misconfigured(nil)
+// is nil.
+func Misconfigured(err error) error {
+	if err == nil {
+		return nil
+	}
+	return misconfiguredError{err}
+}
+
+// IsMisconfigured reports whether err, or an error it wraps, was marked with Misconfigured.
+func IsMisconfigured(err error) bool {
+	var m misconfiguredError
+	return errors.As(err, &m)
+}

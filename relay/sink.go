@@ -18,9 +18,11 @@ type Message struct {
 //
 // Write returns nil only when the destination has acknowledged every message. Otherwise it returns either
 // a WriteErrors (one entry per message, nil where that message was acknowledged) or any other error, which
-// means no message may be taken as acknowledged. Errors are transient unless marked with Permanent; a
-// permanent error means this message can never be written (too large, invalid topic) and the caller
-// dead-letters it. Write does not retry beyond what one attempt needs: the Pipeline retries transient
+// means no message may be taken as acknowledged. Errors are transient unless marked with Permanent or
+// Misconfigured; a permanent error means this message can never be written (too large, invalid topic)
+// and the caller dead-letters it; a misconfigured one means the destination refuses every message until
+// someone acts (missing topic, refused credentials), and the caller neither retries it within the
+// request nor dead-letters it. Write does not retry beyond what one attempt needs: the Pipeline retries transient
 // failures with backoff inside the request deadline, and gives up when ctx ends. Write is safe for
 // concurrent use.
 //

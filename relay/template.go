@@ -85,6 +85,29 @@ func (t Template) IsZero() bool { return t.src == "" && t.parts == nil }
 // String returns the template's source text.
 func (t Template) String() string { return t.src }
 
+// Literal returns the text t always renders to, and true, when t has no placeholder.
+func (t Template) Literal() (string, bool) {
+	var b strings.Builder
+	for _, p := range t.parts {
+		if p.field != "" {
+			return "", false
+		}
+		b.WriteString(p.lit)
+	}
+	return b.String(), true
+}
+
+// Fields returns the fields t's placeholders name, in order.
+func (t Template) Fields() []string {
+	var out []string
+	for _, p := range t.parts {
+		if p.field != "" {
+			out = append(out, p.field)
+		}
+	}
+	return out
+}
+
 // Render fills the placeholders from e. It fails, naming the field, when a placeholder's field is absent
 // or empty.
 func (t Template) Render(e *Event) (string, error) {
