@@ -26,11 +26,14 @@ type Sink struct {
 	brokers    []string
 	structured bool
 	maxBytes   int64
+	autoCreate bool
+	dial       dialConfig // for Check's own connections
 }
 
 var (
-	_ relay.Sink   = (*Sink)(nil)
-	_ relay.Pinger = (*Sink)(nil)
+	_ relay.Sink    = (*Sink)(nil)
+	_ relay.Pinger  = (*Sink)(nil)
+	_ relay.Checker = (*Sink)(nil)
 )
 
 // New returns a sink for cfg, which has its Defaults and passed Validate (package config does both). It
@@ -95,6 +98,9 @@ func New(name string, cfg Config, logger *slog.Logger) (*Sink, error) {
 		brokers:    brokers,
 		structured: cfg.Mode == "structured",
 		maxBytes:   int64(cfg.MaxMessageBytes),
+		autoCreate: cfg.AllowAutoTopicCreation,
+		dial: dialConfig{timeout: time.Duration(cfg.DialTimeout), clientID: cfg.ClientID, tls: tlsCfg, sasl: mech,
+			mechanism: cfg.SASL.Mechanism, username: cfg.SASL.Username},
 	}, nil
 }
 
@@ -173,7 +179,7 @@ func (s *Sink) writeTopic(ctx context.Context, kms []kafkago.Message, idx []int,
 				e = one[0]
 			}
 		}
-		errs[i] = classify(kms[i].Topic, e)
+		errs[i] = s.classify(kms[i].Topic, e)
 	}
 }
 
@@ -182,8 +188,12 @@ func tooLarge(err error) bool {
 	return errors.As(err, &kerr) && kerr == kafkago.MessageSizeTooLarge
 }
 
-// classify wraps err with the operation and marks the errors no retry can mend as permanent.
-func classify(topic string, err error) error {
+// classify wraps err with the operation, by the Kafka error code it carries: permanent for what no
+// retry can mend (the message is at fault: dead-lettered), misconfigured for a refusal that lasts until
+// someone acts (no retry within the request, no dead letter: the request is answered 503 at once and
+// Twilio keeps the event), else transient. A missing topic is a misconfiguration unless the sink may
+// create topics: then the first writes see it missing until the broker has created it, and retry.
+func (s *Sink) classify(topic string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -193,6 +203,13 @@ func classify(topic string, err error) error {
 		switch kerr {
 		case kafkago.MessageSizeTooLarge, kafkago.InvalidTopic, kafkago.InvalidRecord:
 			return relay.Permanent(wrapped)
+		case kafkago.TopicAuthorizationFailed, kafkago.ClusterAuthorizationFailed,
+			kafkago.SASLAuthenticationFailed, kafkago.UnsupportedSASLMechanism, kafkago.IllegalSASLState:
+			return relay.Misconfigured(wrapped)
+		case kafkago.UnknownTopicOrPartition:
+			if !s.autoCreate {
+				return relay.Misconfigured(wrapped)
+			}
 		}
 	}
 	if relay.IsPermanent(err) {

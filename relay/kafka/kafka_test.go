@@ -19,9 +19,10 @@ import (
 
 // Outcomes of one message in a Write, for wantOutcomes.
 const (
-	acked     = "acked"
-	transient = "transient"
-	permanent = "permanent"
+	acked         = "acked"
+	transient     = "transient"
+	permanent     = "permanent"
+	misconfigured = "misconfigured"
 )
 
 // wantOutcomes checks err, the result of a Write of len(want) messages, message by message.
@@ -43,6 +44,8 @@ func wantOutcomes(t testing.TB, err error, want ...string) relay.WriteErrors {
 		switch {
 		case e != nil && relay.IsPermanent(e):
 			got = permanent
+		case e != nil && relay.IsMisconfigured(e):
+			got = misconfigured
 		case e != nil:
 			got = transient
 		}
@@ -199,7 +202,7 @@ func TestSink(t *testing.T) {
 		t.Logf("bytes on disk by codec: %v", sizes)
 	})
 
-	t.Run("missing topic fails alone and transiently", func(t *testing.T) {
+	t.Run("missing topic fails alone, as a misconfiguration", func(t *testing.T) {
 		t.Parallel()
 		const present, absent = "present", "absent-topic"
 		srv.CreateTopic(t, present, 3)
@@ -209,7 +212,7 @@ func TestSink(t *testing.T) {
 			msg(present, "SM2", event("EZc", "SM2")), msg(absent, "", event("EZd", "SM3")),
 		}
 		begin := time.Now()
-		we := wantOutcomes(t, write(t, s, 10*time.Second, msgs...), acked, transient, acked, transient)
+		we := wantOutcomes(t, write(t, s, 10*time.Second, msgs...), acked, misconfigured, acked, misconfigured)
 		t.Logf("Write returned in %v: %v", time.Since(begin).Round(time.Millisecond), we)
 		for _, i := range []int{1, 3} {
 			if !errors.Is(we[i], kafkago.UnknownTopicOrPartition) || !strings.Contains(we[i].Error(), absent) {

@@ -256,7 +256,7 @@ func TestSinkBrokerDown(t *testing.T) {
 }
 
 // TestSinkSASL writes through the SASL_PLAINTEXT listener with every mechanism; a wrong password
-// fails every message, transiently (docs/kafka.md: authentication failures are transient).
+// fails every message as a misconfiguration (docs/kafka.md: not retried, not dead-lettered).
 func TestSinkSASL(t *testing.T) {
 	t.Parallel()
 	alice := kafkaserver.User{Name: "alice", Password: "alice-secret"}
@@ -294,9 +294,9 @@ func TestSinkSASL(t *testing.T) {
 			if err == nil {
 				t.Fatal("Write with a wrong password succeeded")
 			}
-			// Transient as classified today (docs/kafka.md): the credentials can be fixed without
-			// losing the events, which Twilio keeps re-sending meanwhile.
-			we := wantOutcomes(t, err, transient)
+			// Misconfigured (docs/kafka.md): no retry within the request mends it, and the credentials
+			// can be fixed without losing the events, which Twilio keeps re-sending meanwhile.
+			we := wantOutcomes(t, err, misconfigured)
 			if !errors.Is(we[0], kafkago.SASLAuthenticationFailed) {
 				t.Errorf("Write error %v, want SASLAuthenticationFailed in the chain", err)
 			}
