@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
 	"github.com/relaykit/twilio-relay/relay"
 )
 
@@ -101,4 +102,17 @@ func (c Config) Validate() []error {
 		bad("max_pending", "must be at least 1")
 	}
 	return errs
+}
+
+// auth returns the connection options of the configured credentials.
+func (c Config) auth() []natsgo.Option {
+	switch {
+	case c.Username != "":
+		return []natsgo.Option{natsgo.UserInfo(c.Username, c.Password)}
+	case c.Token != "":
+		return []natsgo.Option{natsgo.Token(c.Token)}
+	case c.CredsFile != "":
+		return []natsgo.Option{natsgo.UserCredentials(c.CredsFile)}
+	}
+	return nil
 }

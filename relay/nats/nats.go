@@ -24,6 +24,7 @@ var ErrClosed = errors.New("nats: sink is closed")
 // Sink publishes relay messages to NATS JetStream. It is safe for concurrent use.
 type Sink struct {
 	name       string
+	probe      func() error // connects anew, once, and tells why that fails
 	nc         *natsgo.Conn
 	js         jetstream.JetStream
 	stream     string
@@ -61,15 +62,8 @@ func New(name string, cfg Config, logger *slog.Logger) (*Sink, error) {
 			log.Warn("nats: asynchronous error", slog.Any("error", err))
 		}),
 	}
-	switch {
-	case cfg.Username != "":
-		opts = append(opts, natsgo.UserInfo(cfg.Username, cfg.Password))
-	case cfg.Token != "":
-		opts = append(opts, natsgo.Token(cfg.Token))
-	case cfg.CredsFile != "":
-		opts = append(opts, natsgo.UserCredentials(cfg.CredsFile))
-	}
-	nc, err := natsgo.Connect(strings.Join(cfg.URLs, ","), opts...)
+	auth := cfg.auth()
+	nc, err := natsgo.Connect(strings.Join(cfg.URLs, ","), append(opts, auth...)...)
 	if err != nil {
 		return nil, fmt.Errorf("nats sink %s: connect: %w", name, err)
 	}
@@ -85,6 +79,7 @@ func New(name string, cfg Config, logger *slog.Logger) (*Sink, error) {
 	}
 	return &Sink{
 		name:       name,
+		probe:      probe(name, cfg, auth),
 		nc:         nc,
 		js:         js,
 		stream:     cfg.Stream,
