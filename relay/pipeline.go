@@ -354,7 +354,11 @@ func (p *Pipeline) verdict(ctx context.Context, b *Batch, events []EventOutcome,
 	p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "events not acknowledged",
 		slog.String("endpoint", b.Endpoint), slog.Int("failed", failed),
 		slog.Int("events", len(b.Events)), slog.Any("error", first))
+	why := "not acknowledged by their sinks in time"
+	if IsMisconfigured(first) {
+		why = "refused by a sink until its configuration is fixed (the relay's /readyz says how)"
+	}
 	return &Error{Code: EUNAVAILABLE, Reason: "sink_unavailable",
-		Message:    fmt.Sprintf("%d of %d events not acknowledged by their sinks in time; retry", failed, len(b.Events)),
+		Message:    fmt.Sprintf("%d of %d events %s; retry", failed, len(b.Events), why),
 		RetryAfter: time.Second}
 }

@@ -186,6 +186,9 @@ func TestFaultSlowSink(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string]int{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost { // the preflight's OPTIONS: not a delivery
+			return
+		}
 		if slow.Load() {
 			time.Sleep(3 * time.Second)
 		}

@@ -24,7 +24,9 @@ const usage = `relay: Twilio Event Streams to Kafka.
 
 Usage:
   relay serve   [-config config.yaml]   run the relay
-  relay check   [-config config.yaml]   validate a configuration; exit 1 listing every problem
+  relay check   [-config config.yaml] [-connect [-allow-unreachable]]
+                                        validate a configuration; exit 1 listing every problem; with
+                                        -connect, also check every sink's connection and topics
   relay send    -url URL -token TOKEN [-file events.json | -sample NAME] [flags]
                                         sign events like Twilio and POST them (relay send -h)
   relay dev                             the relay with an in-memory Kafka, for a first look (not durable)
@@ -58,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "serve":
 		return runServe(ctx, args[1:], stderr)
 	case "check":
-		return runCheck(args[1:], stdout, stderr)
+		return runCheck(ctx, args[1:], stdout, stderr)
 	case "send":
 		return runSend(ctx, args[1:], stdout, stderr)
 	case "dev":
@@ -90,10 +92,14 @@ func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("config", def, "configuration file (env RELAY_CONFIG)")
 }
 
-func runCheck(args []string, stdout, stderr io.Writer) error {
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
+	connect := fs.Bool("connect", false, "also connect to every sink, as serve would, and check each topic the configuration names: "+
+		"one line per check (✓, ✗ with the fix, ? when it cannot tell); exit 1 on any ✗")
+	allowUnreachable := fs.Bool("allow-unreachable", false, "with -connect: a destination that does not answer is reported but does not fail "+
+		"the check (for an init step: readiness waits for it, a sink that spools takes events meanwhile)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -102,7 +108,10 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%s: %w", *path, err)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d endpoints, %d sinks, %d routes)\n", *path, len(cfg.Endpoints), len(cfg.Sinks), len(cfg.Routes))
-	return nil
+	if !*connect {
+		return nil
+	}
+	return checkConnect(ctx, cfg, newLogger(cfg.Log, stderr), stdout, *allowUnreachable)
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -127,7 +136,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		return err
 	}
 	if err := r.Open(); err != nil {
-		return err
+		cctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Limits.ShutdownTimeout))
+		defer cancel()
+		return errors.Join(err, r.Close(cctx))
 	}
 	if ready != nil {
 		ready(r)

@@ -39,6 +39,8 @@ type Relay struct {
 	admin    *admin.Handler
 	pipeline *relay.Pipeline
 	intake   intake
+	// preflight runs the sinks' checks from Open until Close; nil before Open.
+	preflight *relay.Preflight
 
 	// Addr and AdminAddr are the bound addresses once Open has returned.
 	Addr, AdminAddr string
@@ -98,7 +100,7 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 	pcfg := relay.PipelineConfig{
 		Router:     cfg.Router(),
 		Sinks:      r.sinks,
-		DeadLetter: relay.DeadLetterTarget{Sink: cfg.DeadLetter.Sink, Topic: cfg.DeadLetter.Topic},
+		DeadLetter: deadLetterTarget(cfg),
 		NoRoute:    cfg.NoRoutePolicy(),
 		Dedupe:     dd,
 		Backoff:    cfg.Backoff(),
@@ -144,7 +146,7 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 		ReadTimeout:    time.Duration(cfg.Limits.ReadTimeout),
 		IdleTimeout:    time.Duration(cfg.Limits.IdleTimeout),
 	}, pipeline, metrics, log)
-	acfg := admin.Config{Pingers: pingers, Registry: metrics.Registry, Pprof: cfg.Admin.Pprof}
+	acfg := admin.Config{Pingers: pingers, Registry: metrics.Registry, Pprof: cfg.Admin.Pprof, Preflight: r.preflightBlocking}
 	acfg.Handlers = map[string]http.Handler{"/twilio/test-events": monitor, "/drain": r.drainHandler()}
 	if r.spool != nil {
 		acfg.Spool, acfg.Spooled = r.spool.Stats, cfg.SpoolSinks()
@@ -192,8 +194,10 @@ func endpoint(ec config.Endpoint, maxEvents int) (receiver.Endpoint, error) {
 	return ep, nil
 }
 
-// Open binds both listeners and starts serving.
+// Open runs the sinks' checks once, binds both listeners and starts serving; the checks go on
+// periodically until Close.
 func (r *Relay) Open() error {
+	r.startPreflight() // before the admin listener serves /readyz, which reads it
 	ln, err := net.Listen("tcp", r.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -243,6 +247,9 @@ func (r *Relay) Close(ctx context.Context) error {
 		r.admin.Drain()
 	}
 	var order []closer
+	if r.preflight != nil { // its checks use the sinks
+		order = append(order, closer{"preflight", r.preflight.Close})
+	}
 	if r.server != nil {
 		order = append(order, closer{"receiver", r.stopIntake}) // unless /drain stopped it already
 	}

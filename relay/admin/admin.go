@@ -1,5 +1,6 @@
 // Package admin provides the relay's admin listener: /healthz (the process is alive), /readyz (it can
-// deliver: every sink answers, and it is not shutting down), /metrics, and /debug/pprof when enabled.
+// deliver: every sink answers, its checks hold nothing against it, and it is not shutting down),
+// /metrics, and /debug/pprof when enabled.
 // It is kept off the webhook listener so that probes and scrapes never compete with Twilio's requests
 // and are never exposed where Twilio reaches.
 package admin
@@ -36,6 +37,10 @@ type Config struct {
 	CheckEvery time.Duration
 	// Handlers are more GET endpoints by path (GET /twilio/test-events: what `relay twilio test` reads).
 	Handlers map[string]http.Handler
+	// Preflight, when set, returns by sink why its checks say it cannot take what the configuration
+	// sends it (a missing topic, refused credentials); /readyz counts such a sink as failing, like one
+	// that does not answer a ping. It must be cheap: the checks run elsewhere, periodically.
+	Preflight func() map[string]string
 }
 
 // Handler serves the admin endpoints, on its own listener (Serve) until Close.
@@ -106,6 +111,9 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	failures := h.check(r.Context())
+	if h.cfg.Preflight != nil {
+		failures = merge(failures, h.cfg.Preflight())
+	}
 	blocking := 0
 	for name := range failures {
 		if !h.cfg.Spooled[name] {
@@ -139,6 +147,21 @@ func (h *Handler) check(ctx context.Context) map[string]string {
 	}
 	h.checked, h.failures = time.Now(), failures
 	return failures
+}
+
+// merge returns the failures of a and b by sink in a new map, both reasons when both name a sink.
+func merge(a, b map[string]string) map[string]string {
+	out := make(map[string]string, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		if out[k] != "" {
+			v = out[k] + "; " + v
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

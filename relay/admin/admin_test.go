@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -91,6 +92,35 @@ func TestReadinessWithSpool(t *testing.T) {
 	plain.err.Store(&down)
 	if code, _ := get(t, h, "/readyz"); code != 503 {
 		t.Fatalf("/readyz with a sink that does not spool down = %d, want 503", code)
+	}
+}
+
+// TestReadinessWithPreflight: what the checks hold against a sink counts like a failed ping, with the
+// reason in the body, joined to the ping's when both fail; a sink that spools stays degraded-but-ready.
+func TestReadinessWithPreflight(t *testing.T) {
+	p := &pinger{}
+	held := map[string]string{} // the handler runs in this goroutine (get)
+	h := New(Config{Pingers: map[string]relay.Pinger{"kafka": p, "redis": &pinger{}}, Spooled: map[string]bool{"redis": true},
+		CheckEvery: time.Nanosecond, Preflight: func() map[string]string { return maps.Clone(held) }})
+	set := func(sink, reason string) { held[sink] = reason }
+	if code, _ := get(t, h, "/readyz"); code != 200 {
+		t.Fatalf("/readyz with nothing held = %d", code)
+	}
+	set("kafka", "preflight: topic t: does not exist")
+	code, body := get(t, h, "/readyz")
+	if code != 503 || body["sinks"].(map[string]any)["kafka"] != "preflight: topic t: does not exist" {
+		t.Fatalf("/readyz with a missing topic = %d %v", code, body)
+	}
+	down := errors.New("no broker answered")
+	p.err.Store(&down)
+	if _, body := get(t, h, "/readyz"); body["sinks"].(map[string]any)["kafka"] != "no broker answered; preflight: topic t: does not exist" {
+		t.Fatalf("/readyz with both = %v, want both reasons", body)
+	}
+	p.err.Store(nil)
+	delete(held, "kafka")
+	set("redis", "preflight: stream s: the key holds a hash")
+	if code, body := get(t, h, "/readyz"); code != 200 || body["status"] != "degraded" {
+		t.Fatalf("/readyz with a spooled sink held = %d %v, want 200 degraded", code, body)
 	}
 }
 

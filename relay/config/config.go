@@ -38,6 +38,17 @@ type Config struct {
 	NoRoute    string     `yaml:"no_route"`
 	DeadLetter DeadLetter `yaml:"dead_letter"`
 	Spool      Spool      `yaml:"spool"`
+	Preflight  Preflight  `yaml:"preflight"`
+}
+
+// Preflight configures the checks of the sinks (relay.Checker) that serve runs when it starts and then
+// periodically for /readyz; `relay check -connect` runs them once.
+type Preflight struct {
+	// Interval is the time between runs while no check fails; while one does, runs come every
+	// min(interval, 5s), so that a fix is seen soon.
+	Interval relay.Duration `yaml:"interval"`
+	// Timeout bounds one run of every sink's checks.
+	Timeout relay.Duration `yaml:"timeout"`
 }
 
 // Admin configures the admin listener: /healthz, /readyz, /metrics and, when enabled, /debug/pprof.
@@ -390,6 +401,8 @@ func (c *Config) setDefaults() {
 	if c.Dedupe.Snapshot == "" && len(c.Spool.Sinks) > 0 && c.Spool.Dir != "" {
 		c.Dedupe.Snapshot = filepath.Join(c.Spool.Dir, DedupeSnapshotFile)
 	}
+	dur(&c.Preflight.Interval, 30*time.Second)
+	dur(&c.Preflight.Timeout, 10*time.Second)
 	for i := range c.Endpoints {
 		ep := &c.Endpoints[i]
 		str(&ep.Data, "normalize")

@@ -67,6 +67,8 @@ func TestLoadShippedConfig(t *testing.T) {
 		{"retry.multiplier (default)", c.Retry.Multiplier, relay.DefaultBackoff.Multiplier},
 		{"dedupe.window", time.Duration(c.Dedupe.Window), 4 * time.Hour},
 		{"dedupe.max_ids", c.Dedupe.MaxIDs, int64(1_500_000)},
+		{"preflight.interval (default)", time.Duration(c.Preflight.Interval), 30 * time.Second},
+		{"preflight.timeout (default)", time.Duration(c.Preflight.Timeout), 10 * time.Second},
 		{"endpoints", len(c.Endpoints), 1},
 		{"endpoints[0].name", c.Endpoints[0].Name, "events"},
 		{"endpoints[0].path", c.Endpoints[0].Path, "/twilio/events"},

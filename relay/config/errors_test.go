@@ -45,7 +45,7 @@ func errorCases(t testing.TB) []errorCase {
 
 		// Unknown keys, with the path, the line and the fields that exist.
 		{name: "unknown top-level key", yaml: unknownTop, want: []string{
-			"tracing " + line(unknownTop, "tracing:") + ": unknown field; known fields here: admin, dead_letter, dedupe, endpoints, limits, listen, log, no_route, retry, routes, sinks"}, n: 1},
+			"tracing " + line(unknownTop, "tracing:") + ": unknown field; known fields here: admin, dead_letter, dedupe, endpoints, limits, listen, log, no_route, preflight, retry, routes, sinks"}, n: 1},
 		{name: "unknown endpoint key", yaml: unknownEndpoint, want: []string{
 			"endpoints[0].token " + line(unknownEndpoint, "token:") + ": unknown field; known fields here: allowed_cidrs, auth_tokens, basic_auth, client_ip_header, data, kind, max_body, name, path, public_url, reject_status, trusted_proxies, twilio"}, n: 1},
 		{name: "unknown kafka keys", yaml: unknownKafka, want: []string{
@@ -79,6 +79,8 @@ func errorCases(t testing.TB) []errorCase {
 		{name: "max_connections negative", yaml: with(t, "sinks:", "limits: {max_connections: -1}\nsinks:"), want: []string{"limits.max_connections: must be at least 1"}, n: 1},
 		{name: "attempt_timeout below the deadline", yaml: with(t, "sinks:", "limits: {request_deadline: 3s, attempt_timeout: 2s}\nsinks:"), want: []string{"limits.attempt_timeout: 2s must be at least limits.request_deadline (3s)"}, n: 1},
 		{name: "max_late_writes negative", yaml: with(t, "sinks:", "limits: {max_late_writes: -1}\nsinks:"), want: []string{"limits.max_late_writes: must be at least 1"}, n: 1},
+		{name: "preflight too often", yaml: with(t, "sinks:", "preflight: {interval: 100ms, timeout: -1s}\nsinks:"),
+			want: []string{"preflight.interval: must be at least 1s", "preflight.timeout: must be above 0"}, n: 2},
 		{name: "max_events negative", yaml: with(t, "sinks:", "limits: {max_events: -5}\nsinks:"), want: []string{"limits.max_events: must be at least 1"}, n: 1},
 		{name: "retry max below initial", yaml: with(t, "sinks:", "retry: {initial: 2s, max: 1s}\nsinks:"), want: []string{"retry: initial must be above 0 and max at least initial"}, n: 1},
 		{name: "retry multiplier below 1", yaml: with(t, "sinks:", "retry: {multiplier: 0.5}\nsinks:"), want: []string{"retry.multiplier: must be at least 1"}, n: 1},

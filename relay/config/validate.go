@@ -65,6 +65,12 @@ func (c *Config) validate() []error {
 	if c.Retry.Multiplier < 1 {
 		bad("retry.multiplier", "must be at least 1")
 	}
+	if c.Preflight.Interval < relay.Duration(time.Second) {
+		bad("preflight.interval", "must be at least 1s")
+	}
+	if c.Preflight.Timeout <= 0 {
+		bad("preflight.timeout", "must be above 0")
+	}
 	if c.Dedupe.Window <= 0 {
 		bad("dedupe.window", "must be above 0")
 	}
