@@ -35,6 +35,31 @@ spec:
   {{- end }}
   securityContext:
     {{- toYaml $v.podSecurityContext | nindent 4 }}
+  {{- if $v.preflight.initContainer }}
+  initContainers:
+    # Connects to Kafka as the relay will and checks its topics and ACLs: a configuration that cannot
+    # work stops here, with each failed check and its fix in `kubectl describe pod` and in the log.
+    - name: preflight
+      image: {{ include "relay.image" . | quote }}
+      imagePullPolicy: {{ $v.image.pullPolicy }}
+      args: ["check", "-config", "{{ include "relay.configDir" . }}/config.yaml", "-connect", "-allow-unreachable"]
+      terminationMessagePolicy: FallbackToLogsOnError
+      env:
+        - name: RELAY_CONFIG
+          value: {{ include "relay.configDir" . }}/config.yaml
+        {{- include "relay.credentialEnv" . | nindent 8 }}
+      {{- with $v.resources }}
+      resources:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- toYaml $v.securityContext | nindent 8 }}
+      volumeMounts:
+        {{- include "relay.configMounts" . | nindent 8 }}
+        {{- with $v.extraVolumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+  {{- end }}
   containers:
     - name: relay
       image: {{ include "relay.image" . | quote }}
@@ -55,13 +80,7 @@ spec:
         - name: GOMEMLIMIT
           value: {{ . }}
         {{- end }}
-        {{- $secretEnv := include "relay.secretEnv" . | fromYamlArray }}
-        {{- with $secretEnv }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
-        {{- with $v.extraEnv }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
+        {{- include "relay.credentialEnv" . | nindent 8 }}
       livenessProbe:
         httpGet:
           path: /healthz
@@ -91,19 +110,7 @@ spec:
       securityContext:
         {{- toYaml $v.securityContext | nindent 8 }}
       volumeMounts:
-        - name: config
-          mountPath: {{ include "relay.configDir" . }}
-          readOnly: true
-        {{- if $v.kafka.tls.caSecret.name }}
-        - name: kafka-ca
-          mountPath: {{ include "relay.kafkaCADir" . }}
-          readOnly: true
-        {{- end }}
-        {{- if $v.kafka.tls.clientCertSecret.name }}
-        - name: kafka-client
-          mountPath: {{ include "relay.kafkaClientDir" . }}
-          readOnly: true
-        {{- end }}
+        {{- include "relay.configMounts" . | nindent 8 }}
         {{- if $v.spool.enabled }}
         - name: spool
           mountPath: {{ $v.spool.path }}
@@ -162,4 +169,33 @@ spec:
   tolerations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+{{- end }}
+
+{{/*
+relay.credentialEnv: the environment variables the configuration refers to (credentials from Secrets,
+extraEnv), for the relay and its preflight init container.
+*/}}
+{{- define "relay.credentialEnv" -}}
+{{- $env := concat (include "relay.secretEnv" . | fromYamlArray) (default list .Values.extraEnv) -}}
+{{- if $env }}{{ toYaml $env }}{{ end -}}
+{{- end }}
+
+{{/*
+relay.configMounts: the configuration and the Kafka TLS files, for the relay and its preflight init
+container.
+*/}}
+{{- define "relay.configMounts" -}}
+- name: config
+  mountPath: {{ include "relay.configDir" . }}
+  readOnly: true
+{{- if .Values.kafka.tls.caSecret.name }}
+- name: kafka-ca
+  mountPath: {{ include "relay.kafkaCADir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.kafka.tls.clientCertSecret.name }}
+- name: kafka-client
+  mountPath: {{ include "relay.kafkaClientDir" . }}
+  readOnly: true
+{{- end }}
 {{- end }}
