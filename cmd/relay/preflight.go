@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay"
@@ -74,17 +75,18 @@ func checkConnect(ctx context.Context, cfg *config.Config, log *slog.Logger, std
 	defer cancel()
 	checks := append(relay.RunChecks(ctx, sinks, relay.MergeTopicUses(uses, more)), notes...)
 	counts := map[string]int{}
-	failed := 0
+	var failed []string
 	for _, c := range checks {
 		fmt.Fprintln(stdout, c)
 		counts[c.Status.Mark()]++
 		if c.Status == relay.CheckFailed || (c.Status == relay.CheckDown && !allowUnreachable) {
-			failed++
+			failed = append(failed, c.Sink+" "+c.Name)
 		}
 	}
 	fmt.Fprintf(stdout, "preflight: %d ✓, %d ✗, %d ?\n", counts["✓"], counts["✗"], counts["?"])
-	if failed > 0 {
-		return fmt.Errorf("%w: %d of %d (the ✗ lines above say what to do)", errChecksFailed, failed, len(checks))
+	if len(failed) > 0 {
+		// The last line, which a container's termination message keeps whatever the output's length.
+		return fmt.Errorf("%w: %s (each ✗ line above says what to do)", errChecksFailed, strings.Join(failed, "; "))
 	}
 	return nil
 }

@@ -11,13 +11,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/config"
+	"github.com/relaykit/twilio-relay/relay/relaytest/eventsapi"
 	"github.com/relaykit/twilio-relay/relay/relaytest/kafkaserver"
 	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
+	"github.com/relaykit/twilio-relay/relay/twilioapi"
 )
 
 // The first run of issue 18, against a real broker with topic auto-creation off: the shipped
@@ -249,5 +253,51 @@ func wantLines(t *testing.T, out string, parts ...string) {
 		if !strings.Contains(out, p) {
 			t.Errorf("missing %q in\n%s", p, out)
 		}
+	}
+}
+
+// Templated topics: without Twilio credentials they are unchecked; with them, the topics the catalog's
+// types produce are named (a template of other fields than type and endpoint stays unchecked).
+func TestPreflightTemplatedTopics(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+endpoints:
+  - { name: events, path: /e, public_url: "https://relay.example.com/e", auth_tokens: [ tok ] }
+sinks:
+  - { name: kafka, kafka: { brokers: [ "127.0.0.1:9" ] } }
+routes:
+  - { name: messages, match: { types: [ "com.twilio.messaging.message.*" ] }, to: [ { sink: kafka, topic: "twilio.{type}" } ] }
+  - { name: by-account, match: { types: [ "*" ] }, to: [ { sink: kafka, topic: "acct.{data.accountSid}" } ] }
+dead_letter: { sink: kafka, topic: twilio.deadletter }
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, templated := relay.StaticTopics(cfg.Router(), deadLetterTarget(cfg))
+	for _, k := range []string{"TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY", "TWILIO_API_SECRET", "TWILIO_EDGE", "TWILIO_REGION"} {
+		t.Setenv(k, "")
+	}
+	uses, notes := typeTopics(cfg, templated)
+	if len(uses) != 0 || len(notes) != 2 || !strings.Contains(notes[0].String(), "? kafka: topics of route messages (twilio.{type}): unchecked") ||
+		!strings.Contains(notes[0].String(), "TWILIO_API_KEY") {
+		t.Fatalf("without credentials: %v %v, want both templates unchecked", uses, notes)
+	}
+
+	fake := eventsapi.Start(t, eventsapi.Options{Accounts: map[string]string{e2eAccount: e2eToken}})
+	t.Setenv("TWILIO_ACCOUNT_SID", e2eAccount)
+	t.Setenv("TWILIO_AUTH_TOKEN", e2eToken)
+	t.Setenv(twilioapi.EnvBaseURL, fake.URL)
+	uses, notes = typeTopics(cfg, templated)
+	var topics []string
+	for _, u := range uses {
+		topics = append(topics, u.Topic)
+	}
+	want := []string{"twilio.com.twilio.messaging.message.delivered", "twilio.com.twilio.messaging.message.failed",
+		"twilio.com.twilio.messaging.message.queued", "twilio.com.twilio.messaging.message.read",
+		"twilio.com.twilio.messaging.message.sent", "twilio.com.twilio.messaging.message.undelivered"}
+	if !slices.Equal(topics, want) {
+		t.Errorf("topics from the catalog:\n%v\nwant\n%v", topics, want)
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0].String(), "route by-account (acct.{data.accountSid}): unchecked: the template names a field only events carry") {
+		t.Errorf("notes %v, want by-account unchecked", notes)
 	}
 }
