@@ -74,6 +74,30 @@ func createTopic(t testing.TB, addrs []string, name string, partitions, rf int, 
 	t.Fatalf("kafkaserver: topic %q not ready after %v: %s", name, topicTimeout, last)
 }
 
+// DeleteTopic deletes a topic and waits until the broker's metadata no longer has it.
+func (s *Server) DeleteTopic(t testing.TB, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), topicTimeout)
+	defer cancel()
+	client, done := s.client(10 * time.Second)
+	defer done()
+	res, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{name}})
+	if err == nil {
+		err = res.Errors[name]
+	}
+	if err != nil {
+		t.Fatalf("kafkaserver: delete topic %q: %v", name, err)
+	}
+	for ctx.Err() == nil {
+		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{name}})
+		if err == nil && len(md.Topics) == 1 && errors.Is(md.Topics[0].Error, kafka.UnknownTopicOrPartition) {
+			return
+		}
+		sleep(ctx, 50*time.Millisecond)
+	}
+	t.Fatalf("kafkaserver: topic %q still there %v after it was deleted", name, topicTimeout)
+}
+
 // topicReady returns "" when the metadata from client shows every partition of topic with a
 // leader and rf in-sync replicas, all of them live brokers, else why not.
 func topicReady(ctx context.Context, client *kafka.Client, topic string, partitions, rf int) string {

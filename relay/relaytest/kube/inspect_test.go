@@ -59,6 +59,41 @@ func (r *release) onePod(t *testing.T) pod {
 	return pods[0]
 }
 
+// initTermination returns the termination message of the pod's preflight init container once it has
+// exited with 1 (now or on an earlier try), else "".
+func (r *release) initTermination(t *testing.T) string {
+	t.Helper()
+	out := r.e.c.Kubectl(t, "-n", r.ns, "get", "pods", "-l", "app.kubernetes.io/instance=relay", "-o", "json")
+	type terminated struct {
+		ExitCode int    `json:"exitCode"`
+		Message  string `json:"message"`
+	}
+	var list struct {
+		Items []struct {
+			Status struct {
+				InitContainerStatuses []struct {
+					Name      string                           `json:"name"`
+					State     struct{ Terminated *terminated } `json:"state"`
+					LastState struct{ Terminated *terminated } `json:"lastState"`
+				} `json:"initContainerStatuses"`
+			} `json:"status"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range list.Items {
+		for _, c := range it.Status.InitContainerStatuses {
+			for _, term := range []*terminated{c.State.Terminated, c.LastState.Terminated} {
+				if c.Name == "preflight" && term != nil && term.ExitCode == 1 {
+					return term.Message
+				}
+			}
+		}
+	}
+	return ""
+}
+
 // waitFor polls cond every 200 ms for within at most.
 func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
 	t.Helper()

@@ -64,6 +64,7 @@ func TestChartOnNode(t *testing.T) {
 	t.Run("token rotation through existingSecret", func(t *testing.T) {
 		e.tokenRotation(t, filepath.Join(chart, "examples", "strimzi.yaml"))
 	})
+	t.Run("a missing topic stops the pod in its init container", func(t *testing.T) { e.preflightStops(t, required) })
 	t.Run("spool keeps events across its pod", func(t *testing.T) { e.spoolAcrossPods(t, required) })
 	t.Run("spool scale-down drains", func(t *testing.T) { e.spoolScaleDown(t, required) })
 }
@@ -116,6 +117,34 @@ func (e *env) upgradeUnderTraffic(t *testing.T, file string) {
 	r.check(t, "helm upgrade under traffic", d.Ledger, "answers before Twilio's retries: "+statusList(inRoll)+
 		" (no answer: no pod listening between the old pod's exit and the new one's start); duplicated: "+
 		"the new pod does not know the ids the old one delivered (docs/dedupe.md)")
+	r.uninstall(t)
+}
+
+// preflightStops installs a release whose dead-letter topic does not exist: the init container
+// (relay check -connect) fails, the pod never starts, and the ✗ line with its fix is the init container's
+// termination message, which kubectl describe pod shows. Creating the topic lets the pod start.
+func (e *env) preflightStops(t *testing.T, file string) {
+	const topic = "k8s-preflight-deadletter"
+	r := e.newRelease(t, "preflight", file, map[string]any{"config": map[string]any{
+		"dead_letter": map[string]any{"sink": "kafka", "topic": topic}}})
+	e.kafka.DeleteTopic(t, topic) // newRelease created it
+	r.e.c.Helm(t, r.helmArgs("install", "relay", r.e.chart, "-n", r.ns)...)
+	var msg string
+	waitFor(t, "the preflight init container terminated with exit code 1", 2*time.Minute, func() bool {
+		msg = r.initTermination(t)
+		return msg != ""
+	})
+	t.Logf("the init container's termination message (kubectl describe pod):\n%s", msg)
+	want := "✗ kafka: topic " + topic + " (dead letter): does not exist"
+	if !strings.Contains(msg, want) || !strings.Contains(msg, "--create --topic "+topic) {
+		t.Errorf("termination message does not say %q and how to create it", want)
+	}
+	if p := r.onePod(t); p.Ready {
+		t.Errorf("pod %s is ready with its dead-letter topic missing", p.Name)
+	}
+	e.kafka.CreateTopic(t, topic, 1)
+	r.e.c.Kubectl(t, "-n", r.ns, "delete", "pods", "-l", "app.kubernetes.io/instance=relay", "--wait=false")
+	r.rolloutStatus(t)
 	r.uninstall(t)
 }
 
