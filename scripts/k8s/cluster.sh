@@ -141,12 +141,17 @@ teardown() {
 trap teardown EXIT
 trap 'exit 0' TERM INT
 
-# free_port: a TCP port nothing listens on, not handed out before by this run.
+# free_port: a TCP port nothing listens on, not handed out before by this run, below the kernel's
+# ephemeral range (ip_local_port_range), where every other test's ":0" listener and every outgoing
+# connection take theirs: a port from that range can be taken between this check and the bind.
 declare -A taken=()
+read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range
+port_low=$((ephemeral_low > 22000 ? 12000 : 2000))
+port_high=$((ephemeral_low > 22000 ? ephemeral_low - 1 : 9999))
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 20000))
+		p=$((port_low + RANDOM % (port_high - port_low)))
 		[[ -z ${taken[$p]:-} ]] || continue
 		[[ -z $(ss -Htln "sport = :$p") ]] || continue
 		taken[$p]=1
