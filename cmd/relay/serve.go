@@ -67,6 +67,7 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 			err = errors.Join(err, r.Close(ctx))
 		}
 	}()
+	router := cfg.Router()
 	metrics := prometheus.New()
 	pingers := map[string]relay.Pinger{}
 	var kafkaSinks []*kafka.Sink
@@ -98,7 +99,7 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 	}
 	r.shared = shared
 	pcfg := relay.PipelineConfig{
-		Router:     cfg.Router(),
+		Router:     router,
 		Sinks:      r.sinks,
 		DeadLetter: deadLetterTarget(cfg),
 		NoRoute:    cfg.NoRoutePolicy(),

@@ -277,22 +277,13 @@ func adminBase(listen string) string {
 // readReplicas reads every replica's test events and refusals and merges them: the test event reaches
 // whichever replica the load balancer picks.
 func readReplicas(ctx context.Context, c *http.Client, bases []string) (*twilioapi.MonitorState, error) {
-	merged := &twilioapi.MonitorState{Rejections: map[string]twilioapi.Rejection{}}
+	merged := &twilioapi.MonitorState{}
 	for _, base := range bases {
 		st, err := readTestEvents(ctx, c, base)
 		if err != nil {
 			return nil, err
 		}
-		merged.TestEvents = append(merged.TestEvents, st.TestEvents...)
-		for ep, r := range st.Rejections {
-			m := merged.Rejections[ep]
-			count := m.Count + r.Count
-			if r.At.After(m.At) {
-				m = r
-			}
-			m.Count = count
-			merged.Rejections[ep] = m
-		}
+		merged.Merge(st)
 	}
 	return merged, nil
 }

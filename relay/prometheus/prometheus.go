@@ -23,6 +23,7 @@ type Metrics struct {
 	deadLettered  *prometheus.CounterVec
 	dropped       *prometheus.CounterVec
 	rejected      *prometheus.CounterVec
+	unlogged      *prometheus.CounterVec
 	requests      *prometheus.HistogramVec
 	sinkWrites    *prometheus.HistogramVec
 	dedupeRefused prometheus.Counter
@@ -55,7 +56,9 @@ func New() *Metrics {
 		spooled:      counter("events_spooled_total", "Events a sink could not take in time, stored in the spool and answered 200.", "endpoint", "type", "sink"),
 		deadLettered: counter("events_dead_lettered_total", "Events or bodies sent to the dead-letter destination.", "endpoint", "type", "reason"),
 		dropped:      counter("events_dropped_total", "Events dropped by policy (no route with no_route: drop).", "endpoint", "type", "reason"),
-		rejected:     counter("requests_rejected_total", "Requests refused before decoding: signature, credentials, source, size.", "endpoint", "reason"),
+		rejected:     counter("requests_rejected_total", "Requests refused before decoding: signature, credentials, source, size, framing.", "endpoint", "reason"),
+		unlogged: counter("requests_rejected_unlogged_total",
+			"Refused requests not logged one by one (over the first few per endpoint and reason in an interval); one summary line per interval counts them.", "endpoint", "reason"),
 		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "relay", Name: "request_duration_seconds",
 			Help: "Time from a request's arrival to its answer, by status.", Buckets: latency}, []string{"endpoint", "status"}),
 		sinkWrites: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "relay", Name: "sink_write_duration_seconds",
@@ -73,12 +76,18 @@ func New() *Metrics {
 	return m
 }
 
-func (m *Metrics) EventReceived(ep, typ string)  { m.received.WithLabelValues(ep, typ).Inc() }
-func (m *Metrics) EventDuplicate(ep, typ string) { m.duplicates.WithLabelValues(ep, typ).Inc() }
+func (m *Metrics) EventReceived(ep, typ string) {
+	m.received.WithLabelValues(ep, typ).Inc()
+}
+func (m *Metrics) EventDuplicate(ep, typ string) {
+	m.duplicates.WithLabelValues(ep, typ).Inc()
+}
 func (m *Metrics) EventDelivered(ep, typ, sink string) {
 	m.delivered.WithLabelValues(ep, typ, sink).Inc()
 }
-func (m *Metrics) EventSpooled(ep, typ, sink string) { m.spooled.WithLabelValues(ep, typ, sink).Inc() }
+func (m *Metrics) EventSpooled(ep, typ, sink string) {
+	m.spooled.WithLabelValues(ep, typ, sink).Inc()
+}
 func (m *Metrics) EventDeadLettered(ep, typ, reason string) {
 	m.deadLettered.WithLabelValues(ep, typ, reason).Inc()
 }
@@ -112,7 +121,8 @@ func (m *Metrics) Request(ep string, status int, took time.Duration) {
 	m.requests.WithLabelValues(ep, strconv.Itoa(status)).Observe(took.Seconds())
 }
 
-func (m *Metrics) Rejected(ep, reason string) { m.rejected.WithLabelValues(ep, reason).Inc() }
+func (m *Metrics) Rejected(ep, reason string)         { m.rejected.WithLabelValues(ep, reason).Inc() }
+func (m *Metrics) RejectedUnlogged(ep, reason string) { m.unlogged.WithLabelValues(ep, reason).Inc() }
 
 // SpoolCollector exports the spool's state on every scrape.
 type SpoolCollector struct {

@@ -2,7 +2,10 @@ package receiver
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -14,15 +17,16 @@ import (
 // is one (it serves what `relay twilio test` reads). Implementations must be fast and must not keep b
 // past the call except for copies.
 type Monitor interface {
-	// Rejected is called with the reason and the URL the signature was checked against (never the token
-	// or the signature).
-	Rejected(endpoint, reason, verifiedURL string)
+	// Rejected is called with the reason, the URL the signature is checked against without its query
+	// (whoever is refused chose it), and whether the query had the bodySHA256 parameter Twilio always
+	// sends. Never the token or the signature.
+	Rejected(endpoint, reason, url string, bodySHA256 bool)
 	Processed(b *relay.Batch, out relay.Outcome, err error)
 }
 
 type nopMonitor struct{}
 
-func (nopMonitor) Rejected(string, string, string)              {}
+func (nopMonitor) Rejected(string, string, string, bool)        {}
 func (nopMonitor) Processed(*relay.Batch, relay.Outcome, error) {}
 
 // classic verifies a classic webhook (status callbacks, the Debugger webhook) and turns it into a batch of
@@ -51,15 +55,22 @@ func (ep *Endpoint) classic(c *fiber.Ctx, raw []byte, arrived time.Time) (*relay
 	return twilio.DecodeClassic(ep.Name, body, params, c.Get(twilio.IdempotencyHeader), arrived, ep.Decode), nil
 }
 
-// verifiedURL is the URL the endpoint checks signatures against for this request: the public URL and
-// the query as received.
-func (ep *Endpoint) verifiedURL(c *fiber.Ctx) string {
+// refusedURL is what the Monitor keeps of a refused request's URL: the endpoint's public URL, with
+// "?bodySHA256=…" when the query has that parameter as Twilio sends it (64 hex digits; the rest of the
+// query is the sender's to choose, and is not kept), and whether it has.
+func (ep *Endpoint) refusedURL(c *fiber.Ctx) (string, bool) {
 	if len(ep.SignedURLs) == 0 {
-		return ""
+		return "", false
 	}
-	q := rawQuery(c)
-	if q == "" && ep.Classic {
-		return ep.SignedURLs[0]
+	for param := range strings.SplitSeq(rawQuery(c), "&") {
+		if v, ok := strings.CutPrefix(param, "bodySHA256="); ok && len(v) == sha256.Size*2 && isHex(v) {
+			return ep.SignedURLs[0] + "?bodySHA256=…", true
+		}
 	}
-	return ep.SignedURLs[0] + "?" + q
+	return ep.SignedURLs[0], false
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
 }

@@ -28,7 +28,10 @@ var (
 		"From": {"+14158675309"}, "ReasonConferenceEnded": {"test"}, "Reason": {"Participant"}}
 )
 
-type rejection struct{ endpoint, reason, url string }
+type rejection struct {
+	endpoint, reason, url string
+	bodySHA256            bool
+}
 
 type recordingMonitor struct {
 	mu        sync.Mutex
@@ -36,10 +39,10 @@ type recordingMonitor struct {
 	processed []*relay.Batch
 }
 
-func (m *recordingMonitor) Rejected(ep, reason, u string) {
+func (m *recordingMonitor) Rejected(ep, reason, u string, bodySHA256 bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.rejected = append(m.rejected, rejection{ep, reason, u})
+	m.rejected = append(m.rejected, rejection{ep, reason, u, bodySHA256})
 }
 
 func (m *recordingMonitor) Processed(b *relay.Batch, _ relay.Outcome, _ error) {

@@ -182,3 +182,23 @@ func TestReadTimeoutStopsSlowClients(t *testing.T) {
 		})
 	}
 }
+
+// TestReadTimeoutNothingSent: a connection that sends nothing is closed without an answer when the read
+// timeout passes (a 503 there would answer no request: an HTTP client's spare connection would read it as
+// the answer to its next request); one that sent part of a request gets its 503 (issue #20).
+func TestReadTimeoutNothingSent(t *testing.T) {
+	const readTimeout = 300 * time.Millisecond
+	addr, _ := listening(t, receiver.Config{ReadTimeout: readTimeout})
+	idle, idleBR := dialRaw(t, addr)
+	started, startedBR := dialRaw(t, addr)
+	if _, err := io.WriteString(started, "POST /hook HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = idle.SetReadDeadline(time.Now().Add(readTimeout + 3*time.Second))
+	if b, err := idleBR.ReadByte(); err != io.EOF {
+		t.Errorf("a connection that sent nothing: read %q, %v; want EOF (closed without an answer)", b, err)
+	}
+	if st := readAnswer(started, startedBR, readTimeout+3*time.Second); st != http.StatusServiceUnavailable || !closedBy(started, startedBR, 3*time.Second) {
+		t.Errorf("a request started and not finished: status %d, want 503 and the connection closed", st)
+	}
+}

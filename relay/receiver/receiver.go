@@ -26,7 +26,11 @@ type Processor interface {
 // Observer is told about every request, for metrics.
 type Observer interface {
 	Request(endpoint string, status int, took time.Duration)
+	// Rejected is called for every request refused: not verified, over the size limit, or framed
+	// ambiguously.
 	Rejected(endpoint, reason string)
+	// RejectedUnlogged is called for every refusal the sampled log did not write one by one.
+	RejectedUnlogged(endpoint, reason string)
 }
 
 // Config configures the server.
@@ -43,11 +47,17 @@ type Config struct {
 	MaxConnections int
 	// ReadTimeout bounds the reading of one request, headers and body, from its first byte (from the
 	// connection's opening for the first request): a client that trickles bytes is answered 503 and
-	// disconnected when it passes. It is also the write timeout.
+	// disconnected when it passes; a connection that has sent nothing by then is closed without an
+	// answer (conn.go). It is also the write timeout.
 	ReadTimeout time.Duration
 	IdleTimeout time.Duration
 	// Monitor, when set, is told about refused requests and processed batches.
 	Monitor Monitor
+	// RejectLogBurst refusals per endpoint and reason are logged one by one in each RejectLogInterval;
+	// the rest are counted and summarised in one line when the interval ends (refusallog.go). Zero:
+	// DefaultRejectLogBurst and DefaultRejectLogInterval.
+	RejectLogBurst    int
+	RejectLogInterval time.Duration
 }
 
 // Server is the webhook receiver.
@@ -57,6 +67,8 @@ type Server struct {
 	proc     Processor
 	obs      Observer
 	log      *slog.Logger
+	refusals *refusalLog
+	byPath   map[string]*Endpoint
 	inflight atomic.Int64
 }
 
@@ -67,10 +79,12 @@ func New(cfg Config, proc Processor, obs Observer, log *slog.Logger) *Server {
 	if cfg.Monitor == nil {
 		cfg.Monitor = nopMonitor{}
 	}
-	s := &Server{cfg: cfg, proc: proc, obs: obs, log: log}
+	s := &Server{cfg: cfg, proc: proc, obs: obs, log: log, byPath: map[string]*Endpoint{},
+		refusals: newRefusalLog(log, obs, cfg.RejectLogBurst, cfg.RejectLogInterval)}
 	maxBody := 0
-	for _, ep := range cfg.Endpoints {
-		maxBody = max(maxBody, ep.MaxBody)
+	for i := range cfg.Endpoints {
+		maxBody = max(maxBody, cfg.Endpoints[i].MaxBody)
+		s.byPath[cfg.Endpoints[i].Path] = &cfg.Endpoints[i]
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "twilio-relay",
@@ -86,7 +100,7 @@ func New(cfg Config, proc Processor, obs Observer, log *slog.Logger) *Server {
 		// with an odd Content-Type 400, and replace the bytes the signature covers).
 		DisablePreParseMultipartForm: true,
 	})
-	s.app.Use(s.observe)
+	s.app.Use(s.observe, s.guardFraming)
 	for i := range cfg.Endpoints {
 		ep := &cfg.Endpoints[i]
 		s.app.Post(ep.Path, s.handle(ep))
@@ -98,10 +112,15 @@ func New(cfg Config, proc Processor, obs Observer, log *slog.Logger) *Server {
 }
 
 // Serve accepts connections on ln until Close.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(quietListener{ln}) }
 
-// Close stops accepting connections and waits for the requests in flight, up to ctx's deadline.
-func (s *Server) Close(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+// Close stops accepting connections and waits for the requests in flight, up to ctx's deadline; then it
+// writes the refusal summaries still due.
+func (s *Server) Close(ctx context.Context) error {
+	err := s.app.ShutdownWithContext(ctx)
+	s.refusals.flush()
+	return err
+}
 
 // App returns the Fiber app, for tests (app.Test).
 func (s *Server) App() *fiber.App { return s.app }
@@ -167,7 +186,9 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	return nil
 }
 
-// errorHandler is the one table from errors to status codes (docs/responses.md).
+// errorHandler is the one table from errors to status codes (docs/responses.md). A refused request (not
+// verified, too large, ambiguous framing, no such endpoint or method) also closes its connection:
+// whoever sent it gets no keep-alive slot to hold (issue #17).
 func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	ep, _ := c.Locals(endpointKey).(*Endpoint)
 	rejectStatus := fiber.StatusServiceUnavailable
@@ -183,7 +204,8 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		case fiber.StatusRequestTimeout: // not read within ReadTimeout: a 408 would make Twilio drop the events
 			err = &relay.Error{Code: relay.EUNAVAILABLE, Reason: "read_timeout",
 				Message: "request not read within the read timeout", RetryAfter: time.Second}
-		default:
+		default: // no such route or method (Fiber), a request fasthttp could not parse
+			c.Context().SetConnectionClose()
 			return c.Status(ferr.Code).JSON(errorBody{Code: strconv.Itoa(ferr.Code), Message: ferr.Message})
 		}
 	}
@@ -192,29 +214,40 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		s.log.Error("request failed", slog.String("endpoint", name), slog.Any("error", err))
 		rerr = &relay.Error{Code: relay.EINTERNAL, Reason: "internal", Message: "internal error"}
 	}
-	status := fiber.StatusInternalServerError
+	status, refused := fiber.StatusInternalServerError, true
 	switch rerr.Code {
 	case relay.EUNAUTHORIZED, relay.ETOOLARGE:
 		status = rejectStatus
-		s.obs.Rejected(name, rerr.Reason)
-		if ep != nil {
-			s.cfg.Monitor.Rejected(name, rerr.Reason, ep.verifiedURL(c))
-		}
-		s.log.Warn("request rejected", slog.String("endpoint", name), slog.String("reason", rerr.Reason),
-			slog.String("remote", c.IP()), slog.Int("status", status))
-	case relay.EUNAVAILABLE:
-		status = fiber.StatusServiceUnavailable
-	case relay.EOVERLOADED:
-		status = fiber.StatusTooManyRequests
 	case relay.EINVALID:
 		status = fiber.StatusBadRequest
 	case relay.ENOTFOUND:
 		status = fiber.StatusNotFound
+	case relay.EUNAVAILABLE:
+		status, refused = fiber.StatusServiceUnavailable, false
+	case relay.EOVERLOADED:
+		status, refused = fiber.StatusTooManyRequests, false
+	default:
+		refused = false
+	}
+	if refused {
+		s.refuse(c, ep, name, rerr.Reason, status)
 	}
 	if rerr.RetryAfter > 0 {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int((rerr.RetryAfter+time.Second-1)/time.Second)))
 	}
 	return c.Status(status).JSON(errorBody{Code: rerr.Code, Reason: rerr.Reason, Message: rerr.Message})
+}
+
+// refuse counts, records and logs (sampled) a refused request, and closes its connection after the
+// answer.
+func (s *Server) refuse(c *fiber.Ctx, ep *Endpoint, name, reason string, status int) {
+	c.Context().SetConnectionClose()
+	s.obs.Rejected(name, reason)
+	if ep != nil {
+		url, bodySHA256 := ep.refusedURL(c)
+		s.cfg.Monitor.Rejected(name, reason, url, bodySHA256)
+	}
+	s.refusals.refused(name, reason, slog.String("remote", c.IP()), slog.Int("status", status))
 }
 
 type errorBody struct {

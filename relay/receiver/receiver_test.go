@@ -49,6 +49,7 @@ func (p *processor) Process(ctx context.Context, b *relay.Batch) (relay.Outcome,
 type observer struct {
 	mu       sync.Mutex
 	rejected []string
+	unlogged []string
 	statuses []int
 }
 
@@ -60,6 +61,12 @@ func (o *observer) Request(_ string, status int, _ time.Duration) {
 func (o *observer) Rejected(_, reason string) {
 	o.mu.Lock()
 	o.rejected = append(o.rejected, reason)
+	o.mu.Unlock()
+}
+
+func (o *observer) RejectedUnlogged(_, reason string) {
+	o.mu.Lock()
+	o.unlogged = append(o.unlogged, reason)
 	o.mu.Unlock()
 }
 

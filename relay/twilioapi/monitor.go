@@ -29,34 +29,83 @@ type TestEvent struct {
 	Detail string   `json:"detail,omitempty"`
 }
 
-// Rejection is the last request an endpoint refused before decoding, and how many it has refused.
+// Rejection is a request an endpoint refused before decoding.
 type Rejection struct {
 	Reason string `json:"reason"`
-	// URL is the URL the signature was checked against: the endpoint's public URL and the query as
-	// received. Never the token or the signature.
-	URL   string    `json:"url"`
-	At    time.Time `json:"at"`
-	Count int64     `json:"count"`
+	// URL is the endpoint's public URL, the one its signatures are checked against, with
+	// "?bodySHA256=…" when the request's query had that parameter. The rest of the query is whoever
+	// was refused's to choose, and is not kept; never the token or the signature either.
+	URL string `json:"url"`
+	// BodySHA256 tells whether the query had the bodySHA256 parameter, as every request of Twilio's
+	// Event Streams does.
+	BodySHA256 bool      `json:"body_sha256"`
+	At         time.Time `json:"at"`
 }
+
+// Refusals is an endpoint's record of one reason: how many requests it refused for it, and the last
+// few, newest first.
+type Refusals struct {
+	Count int64       `json:"count"`
+	Last  []Rejection `json:"last"`
+}
+
+// RefusalsKept is how many refusals of each reason the Monitor keeps per endpoint: requests anyone can
+// send (a forged signature) cannot push Twilio's own refusal of another reason out, and need several
+// to push one of the same reason out.
+const RefusalsKept = 8
 
 // MonitorState is what the admin listener serves on GET /twilio/test-events.
 type MonitorState struct {
 	// TestEvents are the most recent test events, oldest first.
 	TestEvents []TestEvent `json:"test_events"`
-	// Rejections are, per endpoint, the last refused request.
-	Rejections map[string]Rejection `json:"rejections"`
+	// Refused are, per endpoint and reason, the requests it refused.
+	Refused map[string]map[string]Refusals `json:"refused"`
+}
+
+// NewRefusals returns the refusals of an endpoint in cur that are not in before (the same state read
+// earlier), newest first.
+func (cur *MonitorState) NewRefusals(before *MonitorState, endpoint string) []Rejection {
+	var out []Rejection
+	for reason, r := range cur.Refused[endpoint] {
+		n := r.Count - before.Refused[endpoint][reason].Count
+		out = append(out, r.Last[:min(int64(len(r.Last)), max(n, 0))]...)
+	}
+	slices.SortFunc(out, func(a, b Rejection) int { return b.At.Compare(a.At) })
+	return out
+}
+
+// Merge adds another replica's state to cur: its test events, and its refusals (counts added, the last
+// ones of both kept, newest first).
+func (cur *MonitorState) Merge(other *MonitorState) {
+	cur.TestEvents = append(cur.TestEvents, other.TestEvents...)
+	if cur.Refused == nil {
+		cur.Refused = map[string]map[string]Refusals{}
+	}
+	for ep, byReason := range other.Refused {
+		if cur.Refused[ep] == nil {
+			cur.Refused[ep] = map[string]Refusals{}
+		}
+		for reason, r := range byReason {
+			m := cur.Refused[ep][reason]
+			m.Count += r.Count
+			m.Last = append(m.Last, r.Last...)
+			slices.SortFunc(m.Last, func(a, b Rejection) int { return b.At.Compare(a.At) })
+			m.Last = m.Last[:min(len(m.Last), RefusalsKept)]
+			cur.Refused[ep][reason] = m
+		}
+	}
 }
 
 // Monitor remembers what `relay twilio test` needs to say which hop failed: the last test events the
-// relay received with what became of them, and per endpoint the last request refused and why. The
+// relay received with what became of them, and per endpoint and reason the requests refused. The
 // receiver feeds it (it is a receiver.Monitor); it is safe for concurrent use.
 type Monitor struct {
 	size int
 
-	mu         sync.Mutex
-	tests      []TestEvent // ring of size entries; next is the oldest once full
-	next       int
-	rejections map[string]Rejection
+	mu      sync.Mutex
+	tests   []TestEvent // ring of size entries; next is the oldest once full
+	next    int
+	refused map[string]map[string]Refusals
 }
 
 // NewMonitor returns a Monitor that keeps the last size test events (64 when size < 1).
@@ -64,15 +113,28 @@ func NewMonitor(size int) *Monitor {
 	if size < 1 {
 		size = 64
 	}
-	return &Monitor{size: size, rejections: map[string]Rejection{}}
+	return &Monitor{size: size, refused: map[string]map[string]Refusals{}}
 }
 
-// Rejected records a request the endpoint refused, with the URL its signature was checked against.
-func (m *Monitor) Rejected(endpoint, reason, verifiedURL string) {
+// Rejected records a request the endpoint refused: the reason, its URL without the query (see
+// Rejection.URL) and whether the query had bodySHA256.
+func (m *Monitor) Rejected(endpoint, reason, url string, bodySHA256 bool) {
+	rej := Rejection{Reason: reason, URL: url, BodySHA256: bodySHA256, At: time.Now().UTC()}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r := m.rejections[endpoint]
-	m.rejections[endpoint] = Rejection{Reason: reason, URL: verifiedURL, At: time.Now().UTC(), Count: r.Count + 1}
+	byReason := m.refused[endpoint]
+	if byReason == nil {
+		byReason = map[string]Refusals{}
+		m.refused[endpoint] = byReason
+	}
+	r := byReason[reason]
+	r.Count++
+	if len(r.Last) < RefusalsKept {
+		r.Last = append(r.Last, Rejection{})
+	}
+	copy(r.Last[1:], r.Last)
+	r.Last[0] = rej
+	byReason[reason] = r
 }
 
 // Processed records the test events of a batch the pipeline has processed, each with its own outcome; err
@@ -126,11 +188,14 @@ func (m *Monitor) add(te TestEvent) {
 func (m *Monitor) State() MonitorState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := MonitorState{TestEvents: make([]TestEvent, 0, len(m.tests)), Rejections: make(map[string]Rejection, len(m.rejections))}
+	st := MonitorState{TestEvents: make([]TestEvent, 0, len(m.tests)), Refused: make(map[string]map[string]Refusals, len(m.refused))}
 	st.TestEvents = append(st.TestEvents, m.tests[m.next:]...)
 	st.TestEvents = append(st.TestEvents, m.tests[:m.next]...)
-	for k, v := range m.rejections {
-		st.Rejections[k] = v
+	for ep, byReason := range m.refused {
+		st.Refused[ep] = make(map[string]Refusals, len(byReason))
+		for reason, r := range byReason {
+			st.Refused[ep][reason] = Refusals{Count: r.Count, Last: slices.Clone(r.Last)}
+		}
 	}
 	for i := range st.TestEvents {
 		st.TestEvents[i].Routes = slices.Clone(st.TestEvents[i].Routes)

@@ -51,8 +51,10 @@ func TestMonitor(t *testing.T) {
 		relay.EventOutcome{Event: other, Fate: relay.Dropped, Reason: relay.ReasonNoRoute})
 	processed(m, at, relay.EventOutcome{Event: testEvent("t5"), Fate: relay.DeadLettered, Reason: relay.ReasonRouteError,
 		Detail: "route tests: topic: data.x is absent"})
-	m.Rejected("events", "signature_mismatch", "https://relay.example.com/e?bodySHA256=ab")
-	m.Rejected("events", "no_body_hash", "https://relay.example.com/e?")
+	m.Rejected("events", "signature_mismatch", "https://relay.example.com/e?bodySHA256=…", true)
+	for range twilioapi.RefusalsKept + 3 { // noise of another reason does not push it out
+		m.Rejected("events", "no_body_hash", "https://relay.example.com/e", false)
+	}
 
 	st := m.State()
 	var got []string
@@ -72,9 +74,14 @@ func TestMonitor(t *testing.T) {
 	if te := st.TestEvents[3]; len(te.Routes) != 1 || te.Routes[0] != "error: route tests: topic: data.x is absent" {
 		t.Errorf("t5: %+v", te)
 	}
-	r := st.Rejections["events"]
-	if r.Count != 2 || r.Reason != "no_body_hash" || r.URL != "https://relay.example.com/e?" {
-		t.Errorf("rejection %+v", r)
+	sig, noHash := st.Refused["events"]["signature_mismatch"], st.Refused["events"]["no_body_hash"]
+	if sig.Count != 1 || len(sig.Last) != 1 || !sig.Last[0].BodySHA256 || sig.Last[0].URL != "https://relay.example.com/e?bodySHA256=…" ||
+		noHash.Count != twilioapi.RefusalsKept+3 || len(noHash.Last) != twilioapi.RefusalsKept || noHash.Last[0].BodySHA256 {
+		t.Errorf("refusals %+v", st.Refused)
+	}
+	before := twilioapi.MonitorState{Refused: map[string]map[string]twilioapi.Refusals{"events": {"no_body_hash": {Count: 9}}}}
+	if news := st.NewRefusals(&before, "events"); len(news) != 3 { // 1 signature_mismatch, 2 more no_body_hash
+		t.Errorf("new refusals %+v, want 3", news)
 	}
 
 	// No route: the detail says so, and there are no routes.
@@ -92,11 +99,11 @@ func TestMonitor(t *testing.T) {
 	rec := httptest.NewRecorder()
 	m.ServeHTTP(rec, httptest.NewRequest("GET", "/twilio/test-events", nil))
 	var doc struct {
-		TestEvents []map[string]any          `json:"test_events"`
-		Rejections map[string]map[string]any `json:"rejections"`
+		TestEvents []map[string]any                         `json:"test_events"`
+		Refused    map[string]map[string]twilioapi.Refusals `json:"refused"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || len(doc.TestEvents) != 4 || doc.TestEvents[0]["test_id"] != "t2" ||
-		doc.Rejections["events"]["url"] == nil {
+		doc.Refused["events"]["signature_mismatch"].Last[0].URL == "" {
 		t.Fatalf("JSON %s (%v)", rec.Body.String(), err)
 	}
 	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
@@ -111,7 +118,7 @@ func TestMonitorConcurrent(t *testing.T) {
 		go func() {
 			for j := range 100 {
 				processed(m, time.Now(), relay.EventOutcome{Event: testEvent(fmt.Sprint(i, j)), Fate: relay.Delivered})
-				m.Rejected("e", "x", "u")
+				m.Rejected("e", "x", "u", false)
 				_ = m.State()
 			}
 			done <- true
@@ -120,7 +127,7 @@ func TestMonitorConcurrent(t *testing.T) {
 	for range 4 {
 		<-done
 	}
-	if st := m.State(); len(st.TestEvents) != 8 || st.Rejections["e"].Count != 400 {
-		t.Fatalf("%d test events, %d rejections", len(st.TestEvents), st.Rejections["e"].Count)
+	if st := m.State(); len(st.TestEvents) != 8 || st.Refused["e"]["x"].Count != 400 || len(st.Refused["e"]["x"].Last) != twilioapi.RefusalsKept {
+		t.Fatalf("%d test events, refusals %+v", len(st.TestEvents), st.Refused["e"]["x"])
 	}
 }

@@ -3,6 +3,7 @@ package twilioapi
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,7 +87,6 @@ func (c *Client) SelfTest(ctx context.Context, cfg SelfTestConfig) (*SelfTestRep
 	for _, te := range before.TestEvents {
 		seen[te.TestID] = true
 	}
-	rejectedBefore := before.Rejections[cfg.Endpoint.Name].Count
 
 	res, err := c.api.CreateSinkTest(sink.SID)
 	if err != nil {
@@ -94,7 +94,7 @@ func (c *Client) SelfTest(ctx context.Context, cfg SelfTestConfig) (*SelfTestRep
 	}
 	r.step("Twilio: sink test %s", deref(res.Result))
 
-	te, rej, err := waitForTest(ctx, cfg, seen, rejectedBefore)
+	te, rej, err := waitForTest(ctx, cfg, seen, before)
 	if err != nil {
 		return nil, err
 	}
@@ -146,8 +146,10 @@ func (c *Client) SelfTest(ctx context.Context, cfg SelfTestConfig) (*SelfTestRep
 }
 
 // waitForTest polls the relay until a test event it had not seen arrives on the endpoint, or the wait
-// ends. A new refusal on the endpoint ends the wait one second later if no test event arrives.
-func waitForTest(ctx context.Context, cfg SelfTestConfig, seen map[string]bool, rejectedBefore int64) (*TestEvent, *Rejection, error) {
+// ends. A new refusal on the endpoint ends the wait one second later if no test event arrives; of the
+// new refusals, the one returned is the newest shaped like Twilio's request (with bodySHA256), so that
+// requests anyone can send meanwhile do not hide it.
+func waitForTest(ctx context.Context, cfg SelfTestConfig, seen map[string]bool, before *MonitorState) (*TestEvent, *Rejection, error) {
 	deadline := time.Now().Add(cfg.Wait)
 	var rej *Rejection
 	var rejDeadline time.Time
@@ -162,8 +164,12 @@ func waitForTest(ctx context.Context, cfg SelfTestConfig, seen map[string]bool, 
 				return &te, nil, nil
 			}
 		}
-		if r, ok := st.Rejections[cfg.Endpoint.Name]; ok && r.Count > rejectedBefore && rej == nil {
-			rej, rejDeadline = &r, time.Now().Add(time.Second)
+		if news := st.NewRefusals(before, cfg.Endpoint.Name); len(news) > 0 {
+			i := max(slices.IndexFunc(news, func(r Rejection) bool { return r.BodySHA256 }), 0)
+			rej = &news[i]
+			if rejDeadline.IsZero() {
+				rejDeadline = time.Now().Add(time.Second)
+			}
 		}
 		now := time.Now()
 		if now.After(deadline) || (rej != nil && now.After(rejDeadline)) {

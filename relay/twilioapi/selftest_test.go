@@ -21,6 +21,7 @@ type nopObserver struct{}
 
 func (nopObserver) Request(string, int, time.Duration) {}
 func (nopObserver) Rejected(string, string)            {}
+func (nopObserver) RejectedUnlogged(string, string)    {}
 
 // stack is the relay's receiving side (receiver → pipeline → an in-memory sink) behind a real listener,
 // with the monitor `relay twilio test` reads; the end-to-end version with Kafka is in cmd/relay.
@@ -84,7 +85,7 @@ func TestSelfTest(t *testing.T) {
 			opts: eventsapi.Options{NewSinkStatus: "initialized"}, validation: true},
 		{name: "signed with a token the relay does not hold: verification, with the URL it checked", routes: []relay.Route{all},
 			setup: func(f *eventsapi.Server, _ *stack) { f.SetSigningToken(acct, "rotatedtokenrotatedtokenrotated12") },
-			hop:   twilioapi.HopVerify, problem: []string{"signature_mismatch", "verified against " + dest + "?bodySHA256="}},
+			hop:   twilioapi.HopVerify, problem: []string{"signature_mismatch", "verified against " + dest + "?bodySHA256=…"}},
 		{name: "no route for the test event", routes: []relay.Route{route("messaging", "com.twilio.messaging.*")},
 			hop: twilioapi.HopRoute, problem: []string{"no route matches com.twilio.eventstreams.test-event"}},
 		{name: "the relay's sink is down", routes: []relay.Route{all},
@@ -146,6 +147,53 @@ func TestSelfTest(t *testing.T) {
 				t.Errorf("validated with the test id: %v, want %v (steps %q)", validated, tt.validation, rep.Steps)
 			}
 		})
+	}
+}
+
+// TestSelfTestRefusalAmongNoise: requests anyone can send (unsigned, without bodySHA256) keep arriving
+// while Twilio's test request is refused; the report still names Twilio's refusal, not the last noise.
+func TestSelfTestRefusalAmongNoise(t *testing.T) {
+	st := startStack(t, route("all", "*"))
+	fake := startFake(t, eventsapi.Options{Deliver: deliverTo(st.addr)})
+	c := newClient(t, fake, twilioapi.Credentials{AccountSID: acct, AuthToken: acctToken})
+	ep := twilioapi.Endpoint{Name: "events", Destination: dest, BatchEvents: true}
+	sync(t, c, []twilioapi.Endpoint{ep}, router(route("all", "*")), twilioapi.PlanOptions{})
+	fake.SetSigningToken(acct, "rotatedtokenrotatedtokenrotated12")
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { // noise: 5 ms apart, at most 2,000 requests, until the self-test ends
+		defer close(done)
+		for i := 0; i < 2000; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			query := []string{"", "?bodySHA256=&x=1", "?utm=" + strings.Repeat("x", 100)}[i%3]
+			resp, err := http.Post("http://"+st.addr+"/twilio/events"+query, "application/json", strings.NewReader("[]"))
+			if err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	rep, err := c.SelfTest(context.Background(), twilioapi.SelfTestConfig{Endpoint: ep, Relay: st.state,
+		Wait: 5 * time.Second, Poll: 20 * time.Millisecond})
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || rep.Hop != twilioapi.HopVerify || rep.Rejected == nil || rep.Rejected.Reason != "signature_mismatch" ||
+		rep.Rejected.URL != dest+"?bodySHA256=…" {
+		t.Fatalf("report OK=%v hop=%q rejected %+v problem %q; want Twilio's signature_mismatch", rep.OK, rep.Hop, rep.Rejected, rep.Problem)
+	}
+	for _, byReason := range st.mon.State().Refused {
+		for _, r := range byReason {
+			for _, rej := range r.Last {
+				if strings.Contains(rej.URL, "utm") || strings.Contains(rej.URL, "x=1") {
+					t.Errorf("a refused request's query was kept: %q", rej.URL)
+				}
+			}
+		}
 	}
 }
 
