@@ -68,7 +68,8 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 		}
 	}()
 	router := cfg.Router()
-	metrics := prometheus.New()
+	exact, patterns := prometheus.RouteTypes(router.Routes)
+	metrics := prometheus.New(prometheus.NewTypeLabels(append(twilioapi.KnownTypes(), exact...), patterns))
 	pingers := map[string]relay.Pinger{}
 	var kafkaSinks []*kafka.Sink
 	for _, sc := range cfg.Sinks {

@@ -15,6 +15,7 @@ import (
 // Metrics holds the relay's collectors.
 type Metrics struct {
 	Registry *prometheus.Registry
+	types    *TypeLabels
 
 	received      *prometheus.CounterVec
 	duplicates    *prometheus.CounterVec
@@ -38,8 +39,9 @@ var (
 	_ receiver.Observer = (*Metrics)(nil)
 )
 
-// New returns metrics registered on a new registry, with the Go and process collectors.
-func New() *Metrics {
+// New returns metrics registered on a new registry, with the Go and process collectors. types bounds the
+// values of the type label (nil: every type is counted as OtherType).
+func New(types *TypeLabels) *Metrics {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
@@ -50,6 +52,7 @@ func New() *Metrics {
 	latency := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 4, 5}
 	m := &Metrics{
 		Registry:     r,
+		types:        types,
 		received:     counter("events_received_total", "Events decoded from verified requests.", "endpoint", "type"),
 		duplicates:   counter("events_duplicate_total", "Events answered as duplicates and not delivered again.", "endpoint", "type"),
 		delivered:    counter("events_delivered_total", "Events acknowledged by a sink.", "endpoint", "type", "sink"),
@@ -77,22 +80,22 @@ func New() *Metrics {
 }
 
 func (m *Metrics) EventReceived(ep, typ string) {
-	m.received.WithLabelValues(ep, typ).Inc()
+	m.received.WithLabelValues(ep, m.types.Label(typ)).Inc()
 }
 func (m *Metrics) EventDuplicate(ep, typ string) {
-	m.duplicates.WithLabelValues(ep, typ).Inc()
+	m.duplicates.WithLabelValues(ep, m.types.Label(typ)).Inc()
 }
 func (m *Metrics) EventDelivered(ep, typ, sink string) {
-	m.delivered.WithLabelValues(ep, typ, sink).Inc()
+	m.delivered.WithLabelValues(ep, m.types.Label(typ), sink).Inc()
 }
 func (m *Metrics) EventSpooled(ep, typ, sink string) {
-	m.spooled.WithLabelValues(ep, typ, sink).Inc()
+	m.spooled.WithLabelValues(ep, m.types.Label(typ), sink).Inc()
 }
 func (m *Metrics) EventDeadLettered(ep, typ, reason string) {
-	m.deadLettered.WithLabelValues(ep, typ, reason).Inc()
+	m.deadLettered.WithLabelValues(ep, m.types.Label(typ), reason).Inc()
 }
 func (m *Metrics) EventDropped(ep, typ, reason string) {
-	m.dropped.WithLabelValues(ep, typ, reason).Inc()
+	m.dropped.WithLabelValues(ep, m.types.Label(typ), reason).Inc()
 }
 func (m *Metrics) SharedDedupeError(op string) { m.sharedErrors.WithLabelValues(op).Inc() }
 func (m *Metrics) DedupeRememberRefused()      { m.dedupeRefused.Inc() }
