@@ -11,6 +11,7 @@ import (
 const (
 	ReasonMalformedBody = "malformed_body" // the body is not a JSON array or object of events
 	ReasonInvalidEvent  = "invalid_event"  // an event lacks a required CloudEvents attribute
+	ReasonDuplicateKey  = "duplicate_key"  // an event repeats a key within one of its objects
 	ReasonNoRoute       = "no_route"       // no route matched and no_route is dead_letter
 	ReasonRouteError    = "route_error"    // a route's topic or key template could not be rendered
 	ReasonSinkRejected  = "sink_rejected"  // a sink refused the message for good (too large, bad topic)

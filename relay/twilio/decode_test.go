@@ -115,6 +115,18 @@ func TestDecode(t *testing.T) {
 		{name: "non-string time", body: ev("a", `,"time":1700000000`), rejects: []string{relay.ReasonInvalidEvent}, rejectDetail: []string{"attribute time is not a string"}},
 		{name: "specversion 0.3", body: `{"specversion":"0.3","id":"a","source":"s","type":"t"}`, rejects: []string{relay.ReasonInvalidEvent}, rejectDetail: []string{`specversion "0.3" is not 1.0`}},
 		{name: "specversion as number", body: `{"specversion":1.0,"id":"a","source":"s","type":"t"}`, rejects: []string{relay.ReasonInvalidEvent}, rejectDetail: []string{"attribute specversion is not a string"}},
+		// Issue #17: a repeated key made the record key follow the first data.messageSid and the id the last.
+		{name: "repeated id", body: "[" + ev("EZa", `,"id":"EZb"`) + "," + ev("EZ2", "") + "]", events: []event{{id: "EZ2"}},
+			rejects: []string{relay.ReasonDuplicateKey}, rejectDetail: []string{`event 0: duplicate key "id"`}},
+		{name: "repeated key in data", body: ev("a", `,"data":{"messageSid":"SM1","x":{},"messageSid":"SM2"}`),
+			rejects: []string{relay.ReasonDuplicateKey}, rejectDetail: []string{`duplicate key "messageSid"`}},
+		{name: "repeated key written two ways", body: ev("a", `,"data":{"messageSid":"SM1","\u006dessageSid":"SM2"}`),
+			rejects: []string{relay.ReasonDuplicateKey}},
+		{name: "repeated key in a data string", body: ev("a", `,"data":"{\"messageSid\":\"SM1\",\"messageSid\":\"SM2\"}"`),
+			rejects: []string{relay.ReasonDuplicateKey}},
+		{name: "repeated key in a data string kept as a string", body: ev("a", `,"data":"{\"k\":1,\"k\":2}"`),
+			opts: twilio.DecodeOptions{KeepDataString: true}, events: []event{{id: "a"}}},
+		{name: "the same key in two objects", body: ev("a", `,"data":{"from":{"sid":"x"},"to":{"sid":"y"}}`), events: []event{{id: "a"}}},
 		{name: "every problem listed", body: `{"specversion":"2.0","type":5}`, rejects: []string{relay.ReasonInvalidEvent}, rejectDetail: []string{"missing required attribute id; missing required attribute source; attribute type is not a string; specversion \"2.0\" is not 1.0"}},
 		{
 			name:   "data as object",

@@ -1,0 +1,172 @@
+package jsonscan
+
+// Duplicate keys: encoding/json keeps the last of a repeated key, a lookup in place finds the first. An
+// object with a repeated key can so mean two things at once (an event's id from one member, its record
+// key from another), and strict parsers (I-JSON, RFC 7493) refuse it. Unique finds the first key repeated
+// within one object, at any depth, while it walks the value to its end: the walk the reader does anyway.
+
+// smallObject is the number of keys up to which an object's keys are compared with each other; a bigger
+// object gets a set, so that a body of one object with 100,000 keys stays linear.
+const smallObject = 32
+
+// Unique walks JSON values and reports repeated keys. The zero value is ready; reusing one across values
+// reuses its memory. It is not safe for concurrent use.
+type Unique struct {
+	keys   [][]byte // the keys of the objects open now, outermost first
+	frames []frame
+}
+
+// frame is an open object or array: where its keys start in Unique.keys, whether one of them has an
+// escape, and, for a big object, the set of its keys.
+type frame struct {
+	object, escaped bool
+	start           int
+	set             map[string]struct{}
+}
+
+// Members calls fn for each member of the JSON object obj, as the package's Members does, and reports
+// whether obj is an object and the first key that appears twice in one object, obj itself or any object
+// inside it (raw, with its quotes), or nil. It stops at that key, before calling fn for its member.
+func (u *Unique) Members(obj []byte, fn func(key, value []byte) bool) (isObject bool, dup []byte) {
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return false, nil
+	}
+	u.keys, u.frames = u.keys[:0], append(u.frames[:0], frame{object: true})
+	i = skipSpace(obj, i+1)
+	if i < len(obj) && obj[i] == '}' {
+		return true, nil
+	}
+	for i < len(obj) {
+		kEnd := skipString(obj, i)
+		if kEnd <= i {
+			return false, nil
+		}
+		key := obj[i:kEnd]
+		if u.add(key) {
+			return true, key
+		}
+		i = skipSpace(obj, kEnd)
+		if i >= len(obj) || obj[i] != ':' {
+			return false, nil
+		}
+		vStart := skipSpace(obj, i+1)
+		vEnd, dup := u.skip(obj, vStart)
+		if dup != nil {
+			return true, dup
+		}
+		if vEnd <= vStart {
+			return false, nil
+		}
+		if !fn(key, obj[vStart:vEnd]) {
+			return true, nil
+		}
+		i = skipSpace(obj, vEnd)
+		if i >= len(obj) {
+			return false, nil
+		}
+		if obj[i] == '}' {
+			return true, nil
+		}
+		if obj[i] != ',' {
+			return false, nil
+		}
+		i = skipSpace(obj, i+1)
+	}
+	return false, nil
+}
+
+// Duplicate reports the first key that appears twice in one object of the JSON value v, or nil.
+func (u *Unique) Duplicate(v []byte) []byte {
+	u.keys, u.frames = u.keys[:0], u.frames[:0]
+	_, dup := u.skip(v, skipSpace(v, 0))
+	return dup
+}
+
+// skip returns the index after the value starting at b[i] (i when there is none, as skipValue), and the
+// first key repeated within one of its objects.
+func (u *Unique) skip(b []byte, i int) (end int, dup []byte) {
+	if i >= len(b) || (b[i] != '{' && b[i] != '[') {
+		return skipValue(b, i), nil
+	}
+	base := len(u.frames)
+	keyNext := false // the next string is a key: just after '{' or after ',' in an object
+	for j := i; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			e := skipString(b, j)
+			if e == j {
+				return i, nil
+			}
+			if keyNext {
+				if u.add(b[j:e]) {
+					return i, b[j:e]
+				}
+				keyNext = false
+			}
+			j = e - 1
+		case '{':
+			u.frames = append(u.frames, frame{object: true, start: len(u.keys)})
+			keyNext = true
+		case '[':
+			u.frames = append(u.frames, frame{start: len(u.keys)})
+		case ',':
+			keyNext = u.frames[len(u.frames)-1].object
+		case '}', ']':
+			u.keys = u.keys[:u.frames[len(u.frames)-1].start]
+			if u.frames = u.frames[:len(u.frames)-1]; len(u.frames) == base {
+				return j + 1, nil
+			}
+		}
+	}
+	return i, nil
+}
+
+// add adds key to the innermost open object and reports whether it was there already.
+func (u *Unique) add(key []byte) bool {
+	f := &u.frames[len(u.frames)-1]
+	if f.set != nil {
+		return f.insert(key)
+	}
+	escaped := hasEscape(key)
+	for _, k := range u.keys[f.start:] {
+		if string(k) == string(key) {
+			return true
+		}
+	}
+	if escaped || f.escaped { // the same name may be written two ways: compare the decoded names too
+		for _, k := range u.keys[f.start:] {
+			if sameText(k, key) {
+				return true
+			}
+		}
+	}
+	f.escaped = f.escaped || escaped
+	if u.keys = append(u.keys, key); len(u.keys)-f.start > smallObject {
+		f.set = make(map[string]struct{}, 2*smallObject)
+		for _, k := range u.keys[f.start:] {
+			f.insert(k)
+		}
+	}
+	return false
+}
+
+// insert adds key to a big object's set, by its decoded text, and reports whether it was there.
+func (f *frame) insert(key []byte) bool {
+	text := string(key[1 : len(key)-1])
+	if hasEscape(key) {
+		text, _ = String(key)
+	}
+	if _, ok := f.set[text]; ok {
+		return true
+	}
+	f.set[text] = struct{}{}
+	return false
+}
+
+// sameText reports whether two raw keys are the same once unescaped.
+func sameText(a, b []byte) bool {
+	sa, _ := String(a)
+	sb, _ := String(b)
+	return sa == sb
+}
