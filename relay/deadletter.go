@@ -1,9 +1,11 @@
 package relay
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -65,4 +67,38 @@ func NewDeadLetter(endpoint string, raw []byte, reason, detail string, orig *Eve
 		dl.DataContentType, dl.Binary = "application/octet-stream", true
 	}
 	return dl
+}
+
+// MaxRejectLetters bounds the dead letters one body's rejects make: past it, the first
+// MaxRejectLetters-1 rejects are dead-lettered one each and the rest together in one, so that a body of
+// 10,000 "{}" does not write 10,000 dead letters (issue #17).
+const MaxRejectLetters = 100
+
+// rejectLetters returns the dead letters of a batch's rejects, capped at MaxRejectLetters. The last one,
+// when the cap is reached, holds the rest: their bytes in order as one JSON array (what `relay dlq
+// replay` decodes as a body), the reason of the first of them, and a detail that counts them.
+func (p *Pipeline) rejectLetters(b *Batch, rejects []Reject) []pending {
+	one := len(rejects)
+	if one > MaxRejectLetters {
+		one = MaxRejectLetters - 1
+	}
+	dls := make([]pending, 0, min(len(rejects), MaxRejectLetters))
+	for _, r := range rejects[:one] {
+		dls = append(dls, pending{msg: p.deadLetterMessage(b.Endpoint, nil, r.Raw, r.Reason, r.Detail, b.ReceivedAt)})
+	}
+	if rest := rejects[one:]; len(rest) > 0 {
+		raw := append([]byte{'['}, bytes.Join(rejectRaws(rest), []byte{','})...)
+		detail := fmt.Sprintf("%d more rejects of this body, their bytes in order as one JSON array (dead letters per body are capped at %d); the first: %s",
+			len(rest), MaxRejectLetters, rest[0].Detail)
+		dls = append(dls, pending{msg: p.deadLetterMessage(b.Endpoint, nil, append(raw, ']'), rest[0].Reason, detail, b.ReceivedAt)})
+	}
+	return dls
+}
+
+func rejectRaws(rs []Reject) [][]byte {
+	raws := make([][]byte, len(rs))
+	for i := range rs {
+		raws[i] = rs[i].Raw
+	}
+	return raws
 }

@@ -93,9 +93,7 @@ func (p *Pipeline) route(b *Batch, d *delivery, rejects []Reject) (bySink map[st
 	defer d.mu.Unlock()
 	owned := d.items
 	bySink = make(map[string][]pending, 1)
-	for _, r := range rejects {
-		dls = append(dls, pending{msg: p.deadLetterMessage(b.Endpoint, nil, r.Raw, r.Reason, r.Detail, b.ReceivedAt)})
-	}
+	dls = p.rejectLetters(b, rejects)
 	var sinks []SinkOutcome // every event's deliveries, one array for the batch
 	first := make([]int, len(owned))
 	for i, it := range owned {

@@ -202,6 +202,48 @@ func TestPipelineDeadLetters(t *testing.T) {
 	}
 }
 
+// TestPipelineRejectLettersCapped: a body's rejects make at most MaxRejectLetters dead letters, the last
+// holding the rest as one JSON array in order; the 200's count still counts every reject.
+func TestPipelineRejectLettersCapped(t *testing.T) {
+	for _, n := range []int{relay.MaxRejectLetters, relay.MaxRejectLetters + 1, 10_000} {
+		f := newFixture(t, relay.NoRouteDeadLetter)
+		b := batch(ev("ok", "a.x"))
+		var all []string
+		for i := range n {
+			raw := fmt.Sprintf(`{"n":%d}`, i)
+			all = append(all, raw)
+			b.Rejects = append(b.Rejects, relay.Reject{Raw: []byte(raw), Reason: relay.ReasonInvalidEvent, Detail: fmt.Sprintf("event %d: bad", i+1)})
+		}
+		out, err := process(t, f, b, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dls := f.dlq.Acked()
+		if out.DeadLettered != n || len(dls) != min(n, relay.MaxRejectLetters) {
+			t.Fatalf("%d rejects: %d counted, %d dead letters; want %d and %d", n, out.DeadLettered, len(dls), n, min(n, relay.MaxRejectLetters))
+		}
+		var got []string
+		for _, m := range dls {
+			if strings.HasPrefix(string(m.Event.Data), "[") {
+				rest := strings.Split(strings.Trim(string(m.Event.Data), "[]"), "},")
+				for i := range rest[:len(rest)-1] {
+					rest[i] += "}"
+				}
+				got = append(got, rest...)
+				if d := m.Event.Extensions["deadletterdetail"]; !strings.Contains(d, fmt.Sprintf("%d more rejects", n-relay.MaxRejectLetters+1)) ||
+					m.Event.Extensions["deadletterreason"] != relay.ReasonInvalidEvent {
+					t.Errorf("summary dead letter %v", m.Event.Extensions)
+				}
+				continue
+			}
+			got = append(got, string(m.Event.Data))
+		}
+		if strings.Join(got, " ") != strings.Join(all, " ") {
+			t.Errorf("%d rejects: the dead letters do not hold every reject's bytes once, in order", n)
+		}
+	}
+}
+
 func TestPipelineDeadLetterDownFailsTheRequest(t *testing.T) {
 	f := newFixture(t, relay.NoRouteDeadLetter)
 	f.dlq.SetDown(true)

@@ -36,7 +36,7 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
 	file := fs.String("file", "", "read this file sink's file instead of the configured dead-letter destination")
-	reasons := fs.String("reason", "", "replay only these reasons (comma-separated: malformed_body, invalid_event, no_route, route_error, sink_rejected)")
+	reasons := fs.String("reason", "", "replay only these reasons (comma-separated: malformed_body, invalid_event, duplicate_key, no_route, route_error, sink_rejected)")
 	endpoint := fs.String("endpoint", "", "replay only dead letters of this endpoint")
 	dry := fs.Bool("dry-run", false, "list what would be replayed, send nothing")
 	if err := fs.Parse(args[1:]); err != nil {
