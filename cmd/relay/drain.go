@@ -12,7 +12,7 @@ import (
 	"github.com/relaykit/twilio-relay/relay"
 )
 
-// intake is the webhook listener's lifetime. It stops once: by GET /drain (a pod's preStop hook) or by
+// intake is the webhook listener's lifetime. It stops once: by POST /drain (a pod's preStop hook) or by
 // Close, whichever comes first.
 type intake struct {
 	once    sync.Once
@@ -36,8 +36,10 @@ func (r *Relay) stopIntake(ctx context.Context) error {
 // beginClose wakes a waiting /drain: the spool's drainers are about to stop.
 func (r *Relay) beginClose() { r.intake.closeOnce.Do(func() { close(r.intake.closing) }) }
 
-// drainHandler serves GET /drain?delay=D&timeout=T on the admin listener, the preStop hook of a pod that
-// spools, so that a pod removed by a scale-down does not leave events on its volume. It fails /readyz,
+// drainHandler serves POST /drain?delay=D&timeout=T on the admin listener (`relay drain`, the preStop
+// hook of a pod), so that a pod removed by a scale-down does not leave events on its volume. POST only: a
+// GET that stops intake could be fired by any page an operator's browser opens (an <img> pointing at a
+// port-forwarded admin port), and would carry no admin token. It fails /readyz,
 // keeps serving for D (load balancers stop sending meanwhile), stops intake (the webhook listener
 // closes once the requests in flight are answered; Twilio retries what then finds no listener), and
 // waits up to T for the spool's drainers to hand everything to the sinks. It answers 200 "drained" when

@@ -33,6 +33,8 @@ Usage:
   relay twilio  apply|test|types [-config F] [flags]
                                         Twilio's side as code: sink, subscriptions, self-test (relay twilio -h)
   relay spool   [-config F] [-dir D]      what the durable spool holds (the relay must be stopped)
+  relay drain   [-admin ADDR] [-delay D] [-timeout T]
+                                        stop a running relay's intake and empty its spool (a preStop hook)
   relay dlq replay [-config F] [-file F] [-reason R] [-endpoint E] [-dry-run]
                                         send dead letters through the routes again, after a fix
   relay bench   -rate R -duration D -url URL [-token T] [flags]
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSpool(args[1:], stdout, stderr)
 	case "dlq":
 		return runDLQ(ctx, args[1:], stdout, stderr)
+	case "drain":
+		return runDrain(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":

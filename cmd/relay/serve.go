@@ -148,8 +148,9 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 		ReadTimeout:    time.Duration(cfg.Limits.ReadTimeout),
 		IdleTimeout:    time.Duration(cfg.Limits.IdleTimeout),
 	}, pipeline, metrics, log)
-	acfg := admin.Config{Pingers: pingers, Registry: metrics.Registry, Pprof: cfg.Admin.Pprof, Preflight: r.preflightBlocking}
-	acfg.Handlers = map[string]http.Handler{"/twilio/test-events": monitor, "/drain": r.drainHandler()}
+	acfg := admin.Config{Pingers: pingers, Registry: metrics.Registry, Pprof: cfg.Admin.Pprof, Preflight: r.preflightBlocking,
+		Hosts: admin.NewHosts(append([]string{cfg.Admin.Listen}, cfg.Admin.AllowedHosts...)...)}
+	acfg.Handlers = map[string]http.Handler{"GET /twilio/test-events": monitor, "POST /drain": r.drainHandler()}
 	if r.spool != nil {
 		acfg.Spool, acfg.Spooled = r.spool.Stats, cfg.SpoolSinks()
 	}
@@ -239,7 +240,7 @@ type closer struct {
 }
 
 // Close shuts down in order, each component by its own Close: fail readiness; stop taking requests and
-// finish those in flight (unless GET /drain did); wait for the writes that outlived their requests; stop
+// finish those in flight (unless POST /drain did); wait for the writes that outlived their requests; stop
 // the spool's drainers (what they were delivering stays in the spool) and close its file; flush and close
 // the sinks; close the dedupe tiers (the in-process one writes its snapshot); stop the admin listener.
 // ctx bounds the whole; every error is returned. Components NewRelay did not get to build are skipped.

@@ -35,17 +35,21 @@ type Config struct {
 	Spooled map[string]bool
 	// CheckEvery is how long a readiness verdict is reused; probes then cost the sinks nothing extra.
 	CheckEvery time.Duration
-	// Handlers are more GET endpoints by path (GET /twilio/test-events: what `relay twilio test` reads).
+	// Handlers are more endpoints, by ServeMux pattern with its method ("GET /twilio/test-events": what
+	// `relay twilio test` reads; "POST /drain"). Another method on the path is answered 405.
 	Handlers map[string]http.Handler
 	// Preflight, when set, returns by sink why its checks say it cannot take what the configuration
 	// sends it (a missing topic, refused credentials); /readyz counts such a sink as failing, like one
 	// that does not answer a ping. It must be cheap: the checks run elsewhere, periodically.
 	Preflight func() map[string]string
+	// Hosts are the names the listener answers to besides addresses and localhost (nil: NewHosts()).
+	Hosts *Hosts
 }
 
 // Handler serves the admin endpoints, on its own listener (Serve) until Close.
 type Handler struct {
 	mux      *http.ServeMux
+	hosts    http.Handler // mux behind the Host check
 	cfg      Config
 	srv      *http.Server
 	draining atomic.Bool
@@ -60,7 +64,11 @@ func New(cfg Config) *Handler {
 	if cfg.CheckEvery == 0 {
 		cfg.CheckEvery = time.Second
 	}
+	if cfg.Hosts == nil {
+		cfg.Hosts = NewHosts()
+	}
 	h := &Handler{mux: http.NewServeMux(), cfg: cfg}
+	h.hosts = cfg.Hosts.Check(h.mux)
 	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -74,8 +82,8 @@ func New(cfg Config) *Handler {
 	if cfg.Registry != nil {
 		h.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
 	}
-	for path, handler := range cfg.Handlers {
-		h.mux.Handle("GET "+path, handler)
+	for pattern, handler := range cfg.Handlers {
+		h.mux.Handle(pattern, handler)
 	}
 	if cfg.Pprof {
 		h.mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -87,8 +95,8 @@ func New(cfg Config) *Handler {
 	return h
 }
 
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler: the Host check, then the endpoints.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.hosts.ServeHTTP(w, r) }
 
 // Serve serves the admin endpoints on ln until Close, and then returns nil.
 func (h *Handler) Serve(ln net.Listener) error {

@@ -55,6 +55,10 @@ type Preflight struct {
 type Admin struct {
 	Listen string `yaml:"listen"`
 	Pprof  bool   `yaml:"pprof"`
+	// AllowedHosts are names (a Service's DNS name) the admin listener answers to besides IP addresses,
+	// localhost, the machine's host name and listen's host: requests with another Host are refused
+	// (DNS rebinding).
+	AllowedHosts relay.List `yaml:"allowed_hosts"`
 }
 
 // Log configures the structured log.

@@ -281,7 +281,7 @@ func TestDefaults(t *testing.T) {
 // TestExplicitValuesKept: values in the file win over defaults.
 func TestExplicitValuesKept(t *testing.T) {
 	src := with(t, "endpoints:", `listen: 127.0.0.1:18080
-admin: {listen: "127.0.0.1:19090", pprof: true}
+admin: {listen: "127.0.0.1:19090", pprof: true, allowed_hosts: ["relay-admin.ops.svc, relay-admin"]}
 log: {level: debug, format: text}
 limits: {request_deadline: 4999ms, max_in_flight: 7, max_connections: 8, max_events: 9, read_timeout: 1s, idle_timeout: 2s, shutdown_timeout: 3s, attempt_timeout: 6s, max_late_writes: 11}
 retry: {initial: 10ms, max: 20ms, multiplier: 1.5}
@@ -313,6 +313,7 @@ endpoints:`,
 	}{
 		{"listen", c.Listen, "127.0.0.1:18080"},
 		{"admin.pprof", c.Admin.Pprof, true},
+		{"admin.allowed_hosts", strings.Join(c.Admin.AllowedHosts, " "), "relay-admin.ops.svc relay-admin"},
 		{"log.level", c.Log.Level, "debug"},
 		{"request_deadline", time.Duration(c.Limits.RequestDeadline), 4999 * time.Millisecond},
 		{"max_in_flight", c.Limits.MaxInFlight, 7},

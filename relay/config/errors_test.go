@@ -90,6 +90,8 @@ func errorCases(t testing.TB) []errorCase {
 
 		// Listeners and log.
 		{name: "listen not host:port", yaml: with(t, "sinks:", "listen: 8080\nsinks:"), want: []string{`listen: "8080" is not host:port`}, n: 1},
+		{name: "a URL as an admin host", yaml: with(t, "sinks:", "admin: {allowed_hosts: [\"https://relay.example.com/\"]}\nsinks:"),
+			want: []string{`admin.allowed_hosts[0]: "https://relay.example.com/" is not a host name`}, n: 1},
 		{name: "admin on the webhook listener", yaml: with(t, "sinks:", "listen: :9000\nadmin: {listen: \":9000\"}\nsinks:"), want: []string{"admin.listen: must differ from listen"}, n: 1},
 		{name: "log format", yaml: with(t, "sinks:", "log: {format: xml}\nsinks:"), want: []string{`log.format: "xml" is not one of [json text]`}, n: 1},
 

@@ -31,6 +31,11 @@ func (c *Config) validate() []error {
 	if c.Listen == c.Admin.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		bad("admin.listen", "must differ from listen")
 	}
+	for i, h := range c.Admin.AllowedHosts {
+		if strings.ContainsAny(h, "/@ ") {
+			bad(fmt.Sprintf("admin.allowed_hosts[%d]", i), "%q is not a host name (no scheme, path or user)", h)
+		}
+	}
 	oneOf(bad, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(bad, "log.format", c.Log.Format, "json", "text")
 	oneOf(bad, "no_route", c.NoRoute, "dead_letter", "drop")

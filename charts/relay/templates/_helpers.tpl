@@ -318,42 +318,34 @@ set, and never less.
 {{- end }}
 
 {{/*
-relay.preStop: the container's preStop handler, or nothing. With the spool, GET /drain on the admin port:
-keep serving for preStopSleepSeconds (load balancers stop sending), stop intake, then wait up to
-spool.drainTimeoutSeconds for the spool to empty into the sinks. Without it, the sleep action on
-Kubernetes 1.30+ (the image has no shell to run sleep in); on older versions the same /drain, whose spool
-wait is then empty.
+relay.preStop: the container's preStop handler, or nothing. With the spool, `relay drain` (POST /drain on
+the admin port; the image is scratch + /relay, so the hook runs the relay's own binary): keep serving for
+preStopSleepSeconds (load balancers stop sending), stop intake, then wait up to spool.drainTimeoutSeconds
+for the spool to empty into the sinks. Without it, the sleep action on Kubernetes 1.30+ (the image has no
+shell to run sleep in); on older versions the same `relay drain`, whose spool wait is then empty.
 */}}
 {{- define "relay.preStop" -}}
 {{- $v := .Values -}}
 {{- if $v.spool.enabled -}}
-httpGet:
-  {{- include "relay.hookHost" . }}
-  path: /drain?delay={{ int $v.preStopSleepSeconds }}s&timeout={{ int $v.spool.drainTimeoutSeconds }}s
-  port: admin
+{{ include "relay.drainHook" (list . $v.spool.drainTimeoutSeconds) }}
 {{- else if gt (int $v.preStopSleepSeconds) 0 -}}
 {{- if semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version -}}
 sleep:
   seconds: {{ int $v.preStopSleepSeconds }}
 {{- else -}}
-httpGet:
-  {{- include "relay.hookHost" . }}
-  path: /drain?delay={{ int $v.preStopSleepSeconds }}s&timeout=0s
-  port: admin
+{{ include "relay.drainHook" (list . 0) }}
 {{- end -}}
 {{- end -}}
 {{- end }}
 
 {{/*
-relay.hookHost: with hostNetwork, the host of the preStop httpGet. The kubelet (1.30 at least) takes a hook's
-address from the runtime's sandbox IPs, which a host-network pod has none of, and fails the hook ("failed to
-find networking container"): the drain would never run. The pod shares the node's loopback, where the
-admin listener (":port") also listens.
+relay.drainHook: the exec handler running `relay drain` against the admin port on 127.0.0.1, given the
+root context and the spool's wait in seconds.
 */}}
-{{- define "relay.hookHost" -}}
-{{- if .Values.hostNetwork }}
-  host: 127.0.0.1
-{{- end }}
+{{- define "relay.drainHook" -}}
+{{- $ := index . 0 -}}
+exec:
+  command: ["/relay", "drain", "-admin", "127.0.0.1:{{ include "relay.adminPort" $ }}", "-delay", "{{ int $.Values.preStopSleepSeconds }}s", "-timeout", "{{ int (index . 1) }}s"]
 {{- end }}
 
 {{/*
