@@ -16,7 +16,7 @@ func TestHosts(t *testing.T) {
 	for host, want := range map[string]int{
 		"127.0.0.1:9090": 200, "10.1.2.3:9090": 200, "[::1]:9090": 200, "[fe80::1]": 200, "localhost:9090": 200,
 		"LOCALHOST": 200, hn + ":9090": 200, "relay-admin.ops.svc.cluster.local:9090": 200, "relay-admin": 200,
-		"localhost.:9090": 200,
+		"localhost.:9090":       200,
 		"attacker.example:9090": 421, "127.0.0.1.attacker.example": 421, "relay-admin.ops.svc.attacker.example": 421,
 		"localhost.attacker.example": 421, "": 421,
 	} {

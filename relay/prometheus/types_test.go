@@ -17,8 +17,8 @@ func TestTypeLabels(t *testing.T) {
 	l := prometheus.NewTypeLabels(append([]string{"com.twilio.voice.insights.call-summary.complete"}, exact...), patterns)
 	for _, tc := range []struct{ typ, want string }{
 		{"com.twilio.voice.insights.call-summary.complete", "com.twilio.voice.insights.call-summary.complete"}, // catalog
-		{"com.example.custom", "com.example.custom"},                                                         // named by a route
-		{"com.twilio.messaging.message.new-status", "com.twilio.messaging.message.new-status"},               // a route pattern
+		{"com.example.custom", "com.example.custom"},                                                           // named by a route
+		{"com.twilio.messaging.message.new-status", "com.twilio.messaging.message.new-status"},                 // a route pattern
 		{"com.twilio.voice.unknown", prometheus.OtherType},
 		{"com.twilio.messaging." + strings.Repeat("x", prometheus.MaxTypeLength), prometheus.OtherType},
 		{"", ""},
