@@ -23,7 +23,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&c.Rate, "rate", 1000, "offered events per second (open loop)")
 	fs.DurationVar(&c.Duration, "duration", 15*time.Second, "how long to offer load")
 	fs.IntVar(&c.Batch, "batch", 1, "events per POST")
-	fs.Float64Var(&c.DupRatio, "dup-ratio", 0, "share of events that repeat an id sent before [0,1)")
+	fs.Float64Var(&c.DupRatio, "dup-ratio", 0, "share of events that are duplicates of one sent before [0,1)")
+	fs.StringVar(&c.DupMode, "dup-mode", loadgen.DupResend, "what a duplicate is: "+loadgen.DupResend+
+		" (Twilio's: the same event re-sent byte for byte, in a body with others) or "+loadgen.DupReusedID+
+		" (not Twilio's: an earlier id on another sample's source and type, a different event to the relay)")
 	fs.IntVar(&c.Concurrency, "concurrency", 512, "cap on requests in flight; a request due at the cap is counted late")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "per request")
 	fs.StringVar(&c.IDPrefix, "id-prefix", "", "prefix of the event ids (default: from the start time)")
@@ -55,8 +58,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "offered %.0f/s achieved %.0f/s  requests %d (late %d)  2xx %d 429 %d 5xx %d other %d transport %d  p50 %.2fms p90 %.2fms p99 %.2fms p99.9 %.2fms max %.2fms\n",
 		res.OfferedRate, res.AchievedRate, res.Sent, res.Late, res.Status2xx, res.Status429, res.Status5xx, res.StatusElse, res.Transport,
 		l.P50, l.P90, l.P99, l.P999, l.Max)
+	if res.Duplicates > 0 {
+		fmt.Fprintf(stdout, "events %d, of which duplicates (%s) %d\n", res.Events, res.DupMode, res.Duplicates)
+	}
 	if v := res.Verify; v != nil {
-		fmt.Fprintf(stdout, "kafka %s: %d records, %d accepted ids, %d missing, %d extra\n", v.Topic, v.Records, v.Accepted, v.Missing, v.Extra)
+		fmt.Fprintf(stdout, "kafka %s: %d records, %d accepted events (source + id), %d missing, %d extra in %d keys\n",
+			v.Topic, v.Records, v.Accepted, v.Missing, v.Extra, v.DuplicateKeys)
+		if v.ExampleDuplicate != "" {
+			fmt.Fprintf(stdout, "  e.g. %s\n", v.ExampleDuplicate)
+		}
 		if !v.OK {
 			return fmt.Errorf("%d events answered 2xx are not in %s (e.g. %s)", v.Missing, v.Topic, v.Example)
 		}

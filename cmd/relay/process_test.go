@@ -167,6 +167,17 @@ func (p *relayProcess) Admin() string { return "http://" + p.admin }
 // metric reads one unlabelled sample from /metrics, -1 when absent.
 func metric(t *testing.T, admin, name string) float64 {
 	t.Helper()
+	v, n := metricSum(t, admin, name, false)
+	if n == 0 {
+		return -1
+	}
+	return v
+}
+
+// metricSum adds up a metric's samples on admin's /metrics: the unlabelled one, or with labelled every
+// label set. It returns the sum and how many samples it found.
+func metricSum(t *testing.T, admin, name string, labelled bool) (float64, int) {
+	t.Helper()
 	resp, err := http.Get(admin + "/metrics")
 	if err != nil {
 		t.Fatalf("metrics: %v", err)
@@ -174,13 +185,16 @@ func metric(t *testing.T, admin, name string) float64 {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sum, n := 0.0, 0
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err == nil {
-				return f
-			}
+		line := sc.Text()
+		v, ok := strings.CutPrefix(line, name+" ")
+		if labelled && strings.HasPrefix(line, name+"{") {
+			v, ok = line[strings.LastIndexByte(line, ' ')+1:], true
+		}
+		if f, err := strconv.ParseFloat(v, 64); ok && err == nil {
+			sum, n = sum+f, n+1
 		}
 	}
-	return -1
+	return sum, n
 }

@@ -34,7 +34,8 @@ type Config struct {
 	Rate      float64 // offered events per second
 	Duration  time.Duration
 	Batch     int     // events per POST body (Twilio's Event Streams sends up to 500)
-	DupRatio  float64 // share of events that repeat an id sent before, in [0,1)
+	DupRatio  float64 // share of events that are duplicates (see DupMode), in [0,1)
+	DupMode   string  // DupResend (the default) or DupReusedID
 	// Concurrency caps requests in flight. A request due while the cap is reached is "late": it waits
 	// for a slot, and its latency still counts from its scheduled start.
 	Concurrency int
@@ -53,12 +54,13 @@ type Result struct {
 	DurationS    float64 `json:"duration_s"`            // from the first scheduled start to the last answer
 	Batch        int     `json:"batch"`
 	DupRatio     float64 `json:"dup_ratio"`
+	DupMode      string  `json:"dup_mode,omitempty"`
 	Concurrency  int     `json:"concurrency"`
 
 	Requests   int64  `json:"requests"`    // scheduled
 	Sent       int64  `json:"sent"`        // actually sent (less than Requests only when the run was cut short)
 	Events     int64  `json:"events"`      // in the bodies sent
-	Duplicates int64  `json:"duplicates"`  // events in the bodies sent that repeat an earlier id
+	Duplicates int64  `json:"duplicates"`  // events in the bodies sent that are duplicates (DupMode)
 	Late       int64  `json:"late"`        // requests that found the concurrency cap reached
 	Status2xx  int64  `json:"status_2xx"`  // requests
 	Status429  int64  `json:"status_429"`  // requests
@@ -72,9 +74,27 @@ type Result struct {
 
 	Verify *Verification `json:"verify,omitempty"`
 
-	// Accepted lists the unique ids of the events in bodies answered 2xx (for Verify).
-	Accepted []string `json:"-"`
+	// Accepted lists the events in bodies answered 2xx, by dedupe key, for Verify (a key may repeat).
+	Accepted []Key `json:"-"`
 }
+
+// Key is what the relay deduplicates an event by within an endpoint: its source and id (CloudEvents:
+// "(source, id) identifies an event").
+type Key struct{ Source, ID string }
+
+func (k Key) String() string { return k.Source + " " + k.ID }
+
+// The kinds of duplicates a run sends (Config.DupMode).
+const (
+	// DupResend: a duplicate is a byte-identical re-send of an earlier event (same source, type, id and
+	// data), as Twilio's at-least-once delivery re-sends it, in a body with other events. The relay
+	// delivers each such event once.
+	DupResend = "resend"
+	// DupReusedID: a "duplicate" is a new event that reuses an earlier event's id with another sample's
+	// source and type. Twilio does not send these; to the relay, which keys by source + id, each is a
+	// different event and is delivered. For tests of what the dedupe key is.
+	DupReusedID = "reused-id"
+)
 
 // Latency summarises a histogram, in milliseconds.
 type Latency struct {
@@ -113,24 +133,42 @@ func Summarize(h *hdrhistogram.Histogram) Latency {
 }
 
 // Payloads builds the bodies: Twilio's sample events in turn (the sink test event left out: it is never
-// deduplicated), each with a fresh id, or, for the DupRatio share, an id sent before.
+// deduplicated), each with a fresh id, or, for the duplicate share, a duplicate of an event sent before
+// (DupResend: the same bytes; DupReusedID: its id on another sample). An event is a function of its
+// sequence number (the sample is seq modulo the samples, the id prefix + seq), so a re-send rebuilds the
+// same bytes from the number alone.
 type Payloads struct {
 	prefix string
-	tmpl   [][2][]byte // each sample split around its id value
+	tmpl   []template
 	next   int64
 	rnd    *rand.Rand
 	dup    float64
+	mode   string
 	mu     sync.Mutex
-	sent   []string // ids handed out, for duplicates
 }
 
-// NewPayloads returns a payload source; ids are prefix + a sequence number.
-func NewPayloads(prefix string, dupRatio float64, seed uint64) (*Payloads, error) {
+// template is a sample split around its id value, its source, and the samples of other sources.
+type template struct {
+	before, after []byte
+	source        string
+	others        []int
+}
+
+// NewPayloads returns a payload source; ids are prefix + a sequence number. mode is DupResend (also
+// when empty) or DupReusedID.
+func NewPayloads(prefix string, dupRatio float64, mode string, seed uint64) (*Payloads, error) {
+	switch mode {
+	case "":
+		mode = DupResend
+	case DupResend, DupReusedID:
+	default:
+		return nil, fmt.Errorf("dup mode %q: want %s or %s", mode, DupResend, DupReusedID)
+	}
 	s, err := twilio.Samples()
 	if err != nil {
 		return nil, err
 	}
-	p := &Payloads{prefix: prefix, dup: dupRatio, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	p := &Payloads{prefix: prefix, dup: dupRatio, mode: mode, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 	names := make([]string, 0, len(s))
 	for n := range s {
 		if n != "test-event" {
@@ -140,7 +178,8 @@ func NewPayloads(prefix string, dupRatio float64, seed uint64) (*Payloads, error
 	slices.Sort(names)
 	for _, n := range names {
 		var ev struct {
-			ID string `json:"id"`
+			ID     string `json:"id"`
+			Source string `json:"source"`
 		}
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, s[n]); err != nil {
@@ -155,13 +194,25 @@ func NewPayloads(prefix string, dupRatio float64, seed uint64) (*Payloads, error
 			return nil, fmt.Errorf("sample %s: id not found", n)
 		}
 		i += len(`"id":"`)
-		p.tmpl = append(p.tmpl, [2][]byte{slices.Clone(b[:i]), slices.Clone(b[i+len(ev.ID):])})
+		p.tmpl = append(p.tmpl, template{before: slices.Clone(b[:i]), after: slices.Clone(b[i+len(ev.ID):]), source: ev.Source})
+	}
+	for i := range p.tmpl {
+		for j := range p.tmpl {
+			if p.tmpl[j].source != p.tmpl[i].source {
+				p.tmpl[i].others = append(p.tmpl[i].others, j)
+			}
+		}
+		if mode == DupReusedID && len(p.tmpl[i].others) == 0 {
+			return nil, fmt.Errorf("dup mode %s: no sample of another source than %s", mode, p.tmpl[i].source)
+		}
 	}
 	return p, nil
 }
 
-// Body returns one JSON array of n events, the fresh ids in it and the number of duplicates.
-func (p *Payloads) Body(n int) (body []byte, fresh []string, dups int) {
+func (p *Payloads) id(seq int64) string { return fmt.Sprintf("EZ%s%016d", p.prefix, seq) }
+
+// Body returns one JSON array of n events, the key of each, and how many of them are duplicates.
+func (p *Payloads) Body(n int) (body []byte, keys []Key, dups int) {
 	var b bytes.Buffer
 	b.WriteByte('[')
 	for i := range n {
@@ -169,25 +220,27 @@ func (p *Payloads) Body(n int) (body []byte, fresh []string, dups int) {
 			b.WriteByte(',')
 		}
 		p.mu.Lock()
-		seq := p.next
-		p.next++
-		var id string
-		if len(p.sent) > 0 && p.dup > 0 && p.rnd.Float64() < p.dup {
-			id = p.sent[p.rnd.IntN(len(p.sent))]
+		seq := p.next // the event's number: its sample and its id
+		t := &p.tmpl[int(seq%int64(len(p.tmpl)))]
+		if p.next > 0 && p.dup > 0 && p.rnd.Float64() < p.dup {
+			seq = p.rnd.Int64N(p.next) // an event sent before
+			t = &p.tmpl[int(seq%int64(len(p.tmpl)))]
+			if p.mode == DupReusedID { // the same id on a sample of another source
+				t = &p.tmpl[t.others[p.rnd.IntN(len(t.others))]]
+			}
 			dups++
 		} else {
-			id = fmt.Sprintf("EZ%s%016d", p.prefix, seq)
-			p.sent = append(p.sent, id)
-			fresh = append(fresh, id)
+			p.next++
 		}
 		p.mu.Unlock()
-		t := p.tmpl[int(seq)%len(p.tmpl)]
-		b.Write(t[0])
+		id := p.id(seq)
+		b.Write(t.before)
 		b.WriteString(id)
-		b.Write(t[1])
+		b.Write(t.after)
+		keys = append(keys, Key{Source: t.source, ID: id})
 	}
 	b.WriteByte(']')
-	return b.Bytes(), fresh, dups
+	return b.Bytes(), keys, dups
 }
 
 // Run sends the load and waits for every answer (or its timeout). ctx cuts the run short.
@@ -222,7 +275,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	if c.IDPrefix == "" {
 		c.IDPrefix = fmt.Sprintf("%x", time.Now().UnixNano())
 	}
-	pl, err := NewPayloads(c.IDPrefix, c.DupRatio, c.Seed)
+	pl, err := NewPayloads(c.IDPrefix, c.DupRatio, c.DupMode, c.Seed)
 	if err != nil {
 		return nil, err
 	}
@@ -233,11 +286,12 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		}}
 	}
 	res := &Result{URL: c.URL, Signed: c.Token != "", OfferedRate: c.Rate, Batch: c.Batch, DupRatio: c.DupRatio,
-		Concurrency: c.Concurrency, Requests: int64(n)}
+		DupMode: pl.mode, Concurrency: c.Concurrency, Requests: int64(n)}
 	var (
 		mu       sync.Mutex
 		hist     = NewHistogram()
-		accepted []string
+		accepted []Key
+		dups     atomic.Int64
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, c.Concurrency)
 		events   atomic.Int64
@@ -269,7 +323,8 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	send := func(sched time.Time) {
 		defer wg.Done()
 		defer func() { <-sem }()
-		body, fresh, _ := pl.Body(c.Batch)
+		body, keys, d := pl.Body(c.Batch)
+		dups.Add(int64(d))
 		u := *target
 		var sig string
 		if c.Token != "" {
@@ -303,7 +358,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		mu.Lock()
 		_ = hist.RecordValue(max(1, lat.Microseconds()))
 		if err == nil && status >= 200 && status < 300 {
-			accepted = append(accepted, fresh...)
+			accepted = append(accepted, keys...)
 			okEvents.Add(int64(c.Batch))
 		}
 		mu.Unlock()
@@ -350,7 +405,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}
 	res.DurationS = end.Sub(start).Seconds()
 	res.Events = events.Load()
-	res.Duplicates = res.Events - int64(len(pl.sent))
+	res.Duplicates = dups.Load()
 	res.Errors = res.Sent - res.Status2xx
 	if res.DurationS > 0 {
 		res.AchievedRate = float64(okEvents.Load()) / max(res.DurationS, c.Duration.Seconds())

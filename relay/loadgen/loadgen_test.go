@@ -57,37 +57,56 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
+// TestPayloads: with DupResend every duplicate is an earlier event's bytes exactly, in a body with fresh
+// events; with DupReusedID it is an earlier id on another sample (another source), so a new key.
 func TestPayloads(t *testing.T) {
-	p, err := NewPayloads("x", 0.5, 7)
-	if err != nil {
-		t.Fatal(err)
+	for _, mode := range []string{DupResend, DupReusedID} {
+		t.Run(mode, func(t *testing.T) {
+			p, err := NewPayloads("x", 0.5, mode, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			byID := map[string]string{} // id → the bytes of its first event
+			dups, again := 0, 0
+			for range 200 {
+				body, keys, d := p.Body(3)
+				var evs []json.RawMessage
+				if err := json.Unmarshal(body, &evs); err != nil || len(evs) != 3 || len(keys) != 3 {
+					t.Fatalf("body %s: %v", body, err)
+				}
+				for i, raw := range evs {
+					var ev struct{ ID, Source, Type string }
+					_ = json.Unmarshal(raw, &ev)
+					if ev.Type == "com.twilio.eventstreams.test-event" {
+						t.Fatal("the sink test event is never deduplicated: it must not be in the load")
+					}
+					if keys[i] != (Key{ev.Source, ev.ID}) {
+						t.Fatalf("key %v for an event of source %s id %s", keys[i], ev.Source, ev.ID)
+					}
+					first, seen := byID[ev.ID]
+					if !seen {
+						byID[ev.ID] = string(raw)
+						continue
+					}
+					again++
+					var f struct{ Source string }
+					_ = json.Unmarshal([]byte(first), &f)
+					if mode == DupResend && first != string(raw) {
+						t.Fatalf("a re-send differs from the event it re-sends:\n%s\n%s", first, raw)
+					}
+					if mode == DupReusedID && f.Source == ev.Source {
+						t.Fatalf("a reused id kept its source %s", ev.Source)
+					}
+				}
+				dups += d
+			}
+			if dups != again || dups < 200 || dups > 400 { // about half of 600
+				t.Errorf("%d duplicates counted, %d seen, of 600 events with ratio 0.5", dups, again)
+			}
+		})
 	}
-	seen := map[string]bool{}
-	dups := 0
-	for range 200 {
-		body, fresh, d := p.Body(3)
-		var evs []map[string]any
-		if err := json.Unmarshal(body, &evs); err != nil || len(evs) != 3 {
-			t.Fatalf("body %s: %v", body, err)
-		}
-		for _, id := range fresh {
-			if seen[id] {
-				t.Fatalf("fresh id %s handed out twice", id)
-			}
-			seen[id] = true
-		}
-		for _, ev := range evs {
-			if !seen[ev["id"].(string)] {
-				t.Fatalf("id %v neither fresh nor sent before", ev["id"])
-			}
-			if ev["type"] == "com.twilio.eventstreams.test-event" {
-				t.Fatal("the sink test event is never deduplicated: it must not be in the load")
-			}
-		}
-		dups += d
-	}
-	if dups < 200 || dups > 400 { // about half of 600
-		t.Errorf("%d duplicates of 600 events with ratio 0.5", dups)
+	if _, err := NewPayloads("x", 0.1, "same-id", 1); err == nil {
+		t.Error("an unknown dup mode was accepted")
 	}
 }
 
@@ -145,11 +164,11 @@ func TestRun(t *testing.T) {
 		t.Errorf("latencies recorded %d, want 100", res.Latency.N)
 	}
 	if len(res.Accepted) != 160 {
-		t.Errorf("%d accepted ids, want 160", len(res.Accepted))
+		t.Errorf("%d accepted events, want 160", len(res.Accepted))
 	}
-	for _, id := range res.Accepted {
-		if received[id] != 1 || !strings.HasPrefix(id, "EZt") {
-			t.Errorf("accepted %s received %d times", id, received[id])
+	for _, k := range res.Accepted {
+		if received[k.ID] != 1 || !strings.HasPrefix(k.ID, "EZt") || k.Source == "" {
+			t.Errorf("accepted %s received %d times", k, received[k.ID])
 		}
 	}
 }
