@@ -243,8 +243,8 @@ for name in minimal spool everything; do
 	check "$name on Kubernetes $oldest_kube (the oldest admitted): kubectl-validate $oldest_kube" \
 		kubectl-validate --version "$oldest_kube" --local-crds "$root/scripts/tools/crds" "$work/oldest-$name/manifests.yaml"
 done
-check "before 1.30 (no sleep action) preStop waits with GET /drain" \
-	grep -q 'path: /drain?delay=10s&timeout=0s' "$work/oldest-minimal/manifests.yaml"
+check "before 1.30 (no sleep action) preStop waits with relay drain (POST /drain)" \
+	grep -qF '["/relay", "drain", "-admin", "127.0.0.1:9090", "-delay", "10s", "-timeout", "0s"]' "$work/oldest-minimal/manifests.yaml"
 
 # Every sink kind and the shared dedupe tier get their egress rule, and the relay accepts the config.
 sinks=("${required[@]}" --set networkPolicy.enabled=true

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/relaytest/ledger"
 	"github.com/relaykit/twilio-relay/relay/twilio"
 	"github.com/relaykit/twilio-relay/relay/twilio/twiliotest"
@@ -197,8 +198,9 @@ func rawExchange(t *testing.T, addr string, within time.Duration, write func(net
 	_ = conn.SetReadDeadline(time.Now().Add(within))
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return rawReply{}
+	var ne net.Error
+	if err != nil { // no answer: closed without one, or nothing within the bound
+		return rawReply{closed: !(errors.As(err, &ne) && ne.Timeout())}
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -206,7 +208,6 @@ func rawExchange(t *testing.T, addr string, within time.Duration, write func(net
 	_ = json.Unmarshal(b, &e)
 	a := rawReply{badAnswer: badAnswer{status: resp.StatusCode, reason: e.Reason, body: string(b)}}
 	_, err = br.ReadByte()
-	var ne net.Error
 	a.closed = err != nil && !(errors.As(err, &ne) && ne.Timeout())
 	return a
 }
@@ -245,7 +246,8 @@ func TestBadInput(t *testing.T) {
 	good := sendGoodTraffic(h, "EZgood", 3000, 3*time.Minute)
 	t.Cleanup(func() { good.stopOnce.Do(func() { close(good.stop) }) }) // if the test stops early
 	delivered := map[string]bool{}                                      // ids of events other than the genuine traffic that must be in Kafka once
-	var deadLetters [][]byte                                            // bodies that must be in twilio.deadletter, reason malformed_body
+	var deadLetters []deadLetterWant                                    // what must be in twilio.deadletter
+	var forged []string                                                 // forged ids sent besides refusedCases'
 
 	t.Run("refused requests", func(t *testing.T) {
 		for _, tc := range refusedCases(addr) {
@@ -281,16 +283,49 @@ func TestBadInput(t *testing.T) {
 		if a.status != http.StatusOK || !strings.Contains(a.body, `"dead_lettered":1`) {
 			t.Fatalf("%d %s, want 200 with dead_lettered 1", a.status, a.body)
 		}
-		deadLetters = append(deadLetters, body)
+		deadLetters = append(deadLetters, deadLetterWant{body, relay.ReasonMalformedBody})
 	})
 
 	t.Run("refused raw requests", func(t *testing.T) {
 		testRawRefusals(t, addr, good)
 	})
 
+	t.Run("ambiguous framing", func(t *testing.T) {
+		forged = append(forged, testFraming(t, addr, good)...)
+	})
+
+	t.Run("refusals are logged sampled", func(t *testing.T) {
+		testLogFlood(t, h, good)
+		forged = append(forged, forgedPrefix+"-logflood")
+	})
+
+	t.Run("admin listener Host", func(t *testing.T) {
+		testAdminHost(t, h.relay.AdminAddr)
+	})
+
+	t.Run("type label flood", func(t *testing.T) {
+		for _, id := range testLabelFlood(t, addr, h.relay.AdminAddr) {
+			delivered[id] = true
+		}
+	})
+
+	t.Run("duplicate keys", func(t *testing.T) {
+		dls, ids := testDuplicateKeys(t, addr)
+		deadLetters = append(deadLetters, dls...)
+		for _, id := range ids {
+			delivered[id] = true
+		}
+	})
+
+	t.Run("dead-letter amplification", func(t *testing.T) {
+		deadLetters = append(deadLetters, testDeadLetterAmplification(t, addr, k.Addr())...)
+	})
+
 	t.Run("JSON bombs", func(t *testing.T) {
 		dls, ids := testJSONBombs(t, addr, good)
-		deadLetters = append(deadLetters, dls...)
+		for _, dl := range dls {
+			deadLetters = append(deadLetters, deadLetterWant{dl, relay.ReasonMalformedBody})
+		}
 		for _, id := range ids {
 			delivered[id] = true
 		}
@@ -304,16 +339,17 @@ func TestBadInput(t *testing.T) {
 		for _, id := range testConnectionLimit(t, k, good) {
 			delivered[id] = true
 		}
+		forged = append(forged, forgedPrefix+"-lockout")
 	})
 
 	attempts := good.finish(t)
 	found := checkBadInputTopics(t, k.Addr(), attempts, delivered, deadLetters)
-	saveBadInputReport(t, addr, good, attempts, delivered, found)
+	saveBadInputReport(t, addr, good, attempts, delivered, found, forged)
 }
 
 // saveBadInputReport adds the suite's row to the ledger table: the genuine events sent meanwhile and
 // the other events answered 200, against the event topics.
-func saveBadInputReport(t *testing.T, addr string, good *goodTraffic, attempts map[string]int, delivered map[string]bool, found map[string]int) {
+func saveBadInputReport(t *testing.T, addr string, good *goodTraffic, attempts map[string]int, delivered map[string]bool, found map[string]int, forged []string) {
 	l := ledger.New()
 	for id := range attempts {
 		l.Record([]string{id}, http.StatusOK, nil)
@@ -325,7 +361,10 @@ func saveBadInputReport(t *testing.T, addr string, good *goodTraffic, attempts m
 	for _, tc := range refused {
 		l.Forged(forgedPrefix + "-" + tc.name)
 	}
-	r := l.Check(fmt.Sprintf("bad input: %d kinds of forged or broken requests, JSON bombs, slow clients and a connection flood, under genuine traffic", len(refused)), found)
+	l.Forged(forged...)
+	r := l.Check(fmt.Sprintf("bad input: %d kinds of forged or broken requests, ambiguous framing, JSON bombs, slow clients, "+
+		"a connection flood and lock-out, a log flood, a foreign admin Host; with a token: a type flood, duplicate keys, "+
+		"10,000 rejects in a body; under genuine traffic", len(refused)), found)
 	good.mu.Lock()
 	for status, n := range good.non200 {
 		key := strconv.Itoa(status)

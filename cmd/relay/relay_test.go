@@ -60,6 +60,7 @@ type harness struct {
 	kafka  *kafkaserver.Server
 	relay  *Relay
 	sender *twiliotest.Sender
+	logs   *syncBuffer // what the relay logged (warn and up)
 }
 
 // startRelay runs the relay against k with testConfig and env overrides until the test ends.
@@ -69,9 +70,10 @@ func startRelay(t testing.TB, k *kafkaserver.Server, env map[string]string) *har
 }
 
 // runRelay runs the program with cfg until the test ends; a failed shutdown is reported with onShutdown.
-func runRelay(t testing.TB, cfg *config.Config, onShutdown func(format string, args ...any)) *Relay {
+// The log goes to the test's log, and to tee when given.
+func runRelay(t testing.TB, cfg *config.Config, onShutdown func(format string, args ...any), tee ...io.Writer) *Relay {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(append([]io.Writer{testWriter{t}}, tee...)...), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan *Relay, 1)
 	done := make(chan error, 1)
@@ -105,8 +107,9 @@ func startRelayWith(t testing.TB, k *kafkaserver.Server, yaml string, env map[st
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := runRelay(t, cfg, t.Errorf)
-	return &harness{t: t, kafka: k, relay: r, sender: &twiliotest.Sender{
+	logs := &syncBuffer{}
+	r := runRelay(t, cfg, t.Errorf, logs)
+	return &harness{t: t, kafka: k, relay: r, logs: logs, sender: &twiliotest.Sender{
 		URL: "http://" + r.Addr + "/twilio/events", PublicURL: publicURL, Token: token,
 		Client: &http.Client{Timeout: 10 * time.Second},
 	}}
