@@ -11,8 +11,9 @@ import (
 // compromised subaccount) chooses it. As a label value it must be bounded, or one body of 3,000 types
 // makes 3,000 series of every per-type metric (issue #17). TypeLabels keeps a type as its own label
 // when the catalog knows it, or when a route's type pattern matches it (types Twilio added since the
-// catalog was compiled, routed by "com.twilio.messaging.*"), up to MaxRoutedTypes such types; every
-// other type, and any longer than MaxTypeLength, is counted as OtherType.
+// catalog was compiled, routed by "com.twilio.messaging.*"; not "*", which matches anything), up to
+// MaxRoutedTypes such types; every other type, and any longer than MaxTypeLength, is counted as
+// OtherType.
 
 const (
 	// OtherType is the type label of the events whose own type is not kept.
@@ -43,13 +44,16 @@ func NewTypeLabels(known []string, routed relay.Globs) *TypeLabels {
 	return l
 }
 
-// RouteTypes splits the type criteria of routes into the exact types and the patterns.
+// RouteTypes splits the type criteria of routes into the exact types and the patterns. A pattern of
+// stars alone ("*": every type) names no type, and is left out.
 func RouteTypes(routes []relay.Route) (exact []string, patterns relay.Globs) {
 	for _, r := range routes {
 		for _, g := range r.Match.Types {
-			if strings.Contains(string(g), "*") {
+			switch {
+			case strings.Trim(string(g), "*") == "":
+			case strings.Contains(string(g), "*"):
 				patterns = append(patterns, g)
-			} else {
+			default:
 				exact = append(exact, string(g))
 			}
 		}

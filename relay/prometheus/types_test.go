@@ -13,13 +13,14 @@ func TestTypeLabels(t *testing.T) {
 	exact, patterns := prometheus.RouteTypes([]relay.Route{
 		{Match: relay.Match{Types: relay.Globs{"com.twilio.messaging.*", "com.example.custom"}}},
 		{Match: relay.Match{}},
+		{Match: relay.Match{Types: relay.Globs{"*", "**"}}}, // every type: names none
 	})
 	l := prometheus.NewTypeLabels(append([]string{"com.twilio.voice.insights.call-summary.complete"}, exact...), patterns)
 	for _, tc := range []struct{ typ, want string }{
 		{"com.twilio.voice.insights.call-summary.complete", "com.twilio.voice.insights.call-summary.complete"}, // catalog
 		{"com.example.custom", "com.example.custom"},                                                           // named by a route
 		{"com.twilio.messaging.message.new-status", "com.twilio.messaging.message.new-status"},                 // a route pattern
-		{"com.twilio.voice.unknown", prometheus.OtherType},
+		{"com.twilio.voice.unknown", prometheus.OtherType},                                                     // only "*" matches it
 		{"com.twilio.messaging." + strings.Repeat("x", prometheus.MaxTypeLength), prometheus.OtherType},
 		{"", ""},
 	} {
