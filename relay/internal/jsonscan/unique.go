@@ -17,11 +17,23 @@ type Unique struct {
 }
 
 // frame is an open object or array: where its keys start in Unique.keys, whether one of them has an
-// escape, and, for a big object, the set of its keys.
+// escape, a 64-bit summary of its keys (a key whose bit is not set cannot be a repeat: no comparison),
+// and, for a big object, the set of its keys.
 type frame struct {
 	object, escaped bool
 	start           int
+	bits            uint64
 	set             map[string]struct{}
+}
+
+// keyBit is a raw key's bit in frame.bits: from its length and its first and last characters.
+func keyBit(key []byte) uint64 {
+	n := len(key)
+	h := uint(n) * 31
+	if n > 2 { // within the quotes
+		h += uint(key[1]) + uint(key[n-2])*7
+	}
+	return 1 << (h & 63)
 }
 
 // Members calls fn for each member of the JSON object obj, as the package's Members does, and reports
@@ -128,10 +140,12 @@ func (u *Unique) add(key []byte) bool {
 	if f.set != nil {
 		return f.insert(key)
 	}
-	escaped := hasEscape(key)
-	for _, k := range u.keys[f.start:] {
-		if string(k) == string(key) {
-			return true
+	bit, escaped := keyBit(key), hasEscape(key)
+	if f.bits&bit != 0 {
+		for _, k := range u.keys[f.start:] {
+			if string(k) == string(key) {
+				return true
+			}
 		}
 	}
 	if escaped || f.escaped { // the same name may be written two ways: compare the decoded names too
@@ -141,6 +155,7 @@ func (u *Unique) add(key []byte) bool {
 			}
 		}
 	}
+	f.bits |= bit
 	f.escaped = f.escaped || escaped
 	if u.keys = append(u.keys, key); len(u.keys)-f.start > smallObject {
 		f.set = make(map[string]struct{}, 2*smallObject)
