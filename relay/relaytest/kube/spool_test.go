@@ -67,7 +67,7 @@ func (e *env) spoolAcrossPods(t *testing.T, file string) {
 
 // spoolScaleDown scales the StatefulSet down (helm upgrade replicaCount=0, as the chart allows it) while
 // its pod's spool holds events and Kafka is down; Kafka comes back during the pod's termination, and the
-// stopping pod's preStop drain (GET /drain, up to spool.drainTimeoutSeconds) delivers them before it
+// stopping pod's preStop drain (relay drain: POST /drain, up to spool.drainTimeoutSeconds) delivers them before it
 // goes: nothing stays on the claim, although no pod of that ordinal will run again.
 func (e *env) spoolScaleDown(t *testing.T, file string) {
 	r, volume, l, spooled := e.spoolRelease(t, "scaledown", file, 60)
