@@ -1,5 +1,7 @@
 package jsonscan
 
+import "unicode/utf8"
+
 // Duplicate keys: encoding/json keeps the last of a repeated key, a lookup in place finds the first. An
 // object with a repeated key can so mean two things at once (an event's id from one member, its record
 // key from another), and strict parsers (I-JSON, RFC 7493) refuse it. Unique finds the first key repeated
@@ -16,8 +18,8 @@ type Unique struct {
 	frames []frame
 }
 
-// frame is an open object or array: where its keys start in Unique.keys, whether one of them has an
-// escape, a 64-bit summary of its keys (a key whose bit is not set cannot be a repeat: no comparison),
+// frame is an open object or array: where its keys start in Unique.keys, whether one of them needs
+// decoding to compare (needsDecoding), a 64-bit summary of its keys (a key whose bit is not set cannot be a repeat: no comparison),
 // and, for a big object, the set of its keys.
 type frame struct {
 	object, escaped bool
@@ -140,7 +142,7 @@ func (u *Unique) add(key []byte) bool {
 	if f.set != nil {
 		return f.insert(key)
 	}
-	bit, escaped := keyBit(key), hasEscape(key)
+	bit, escaped := keyBit(key), needsDecoding(key)
 	if f.bits&bit != 0 {
 		for _, k := range u.keys[f.start:] {
 			if string(k) == string(key) {
@@ -169,7 +171,7 @@ func (u *Unique) add(key []byte) bool {
 // insert adds key to a big object's set, by its decoded text, and reports whether it was there.
 func (f *frame) insert(key []byte) bool {
 	text := string(key[1 : len(key)-1])
-	if hasEscape(key) {
+	if needsDecoding(key) {
 		text, _ = String(key)
 	}
 	if _, ok := f.set[text]; ok {
@@ -179,7 +181,18 @@ func (f *frame) insert(key []byte) bool {
 	return false
 }
 
-// sameText reports whether two raw keys are the same once unescaped.
+// needsDecoding reports whether a raw key may name the same member as different bytes: it has an escape,
+// or bytes outside ASCII (invalid UTF-8 decodes to U+FFFD, as encoding/json reads it).
+func needsDecoding(key []byte) bool {
+	for _, c := range key {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
+}
+
+// sameText reports whether two raw keys are the same once decoded.
 func sameText(a, b []byte) bool {
 	sa, _ := String(a)
 	sb, _ := String(b)

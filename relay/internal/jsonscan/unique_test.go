@@ -30,6 +30,8 @@ func TestUnique(t *testing.T) {
 		{`[{"a":1,"b":[],"a":2}]`, `"a"`},
 		{`{"a":"\"a\":","a":1}`, `"a"`},
 		{`{"s":"{\"a\":1,\"a\":2}"}`, ``}, // inside a string: not an object
+		{"{\"\xb4\":1,\"\x88\":2}", "\"\x88\""}, // invalid UTF-8: both read as U+FFFD (found by FuzzDecode)
+		{`{"é":1,"è":2,"e":3}`, ``},
 		{`{"e":{},"f":{},"e":{}}`, `"e"`},
 		{big(-1), ``},
 		{big(3), `"k3"`},
