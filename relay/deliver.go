@@ -169,11 +169,14 @@ func (p *Pipeline) writeAll(ctx context.Context, b *Batch, d *delivery, bySink m
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs := p.write(ctx, name, ps)
+			start := time.Now()
+			errs, t := p.write(ctx, name, ps)
+			took := time.Since(start)
 			var ready []*item
 			d.mu.Lock()
 			for i, pd := range ps {
 				pd.it.pending--
+				t.record(&pd.it.res.Sinks[pd.delivery], i, errs[i], took)
 				if dl, ok := p.settle(b, name, pd, errs[i]); ok {
 					pd.it.pending++ // its dead letter now
 					dls = append(dls, dl)
@@ -217,7 +220,7 @@ func (p *Pipeline) settle(b *Batch, sink string, pd pending, err error) (pending
 // deadLetterAll writes the dead letters to the dead-letter sink with retries. An event whose dead letter is
 // not acknowledged fails; the first dead letter not acknowledged (d.dlErr) fails the whole request.
 func (p *Pipeline) deadLetterAll(ctx context.Context, d *delivery, dls []pending) {
-	errs := p.writeDeadLetters(ctx, dls)
+	errs, t := p.writeDeadLetters(ctx, dls)
 	var ready []*item
 	d.mu.Lock()
 	for i, err := range errs {
@@ -233,6 +236,8 @@ func (p *Pipeline) deadLetterAll(ctx context.Context, d *delivery, dls []pending
 		}
 		if err != nil {
 			it.res.fail(fmt.Errorf("dead letter: %w", err))
+		} else if t != nil {
+			it.res.DeadLetterAt = t.at[i]
 		}
 		if it.pending--; it.pending == 0 {
 			ready = append(ready, it)
@@ -243,32 +248,57 @@ func (p *Pipeline) deadLetterAll(ctx context.Context, d *delivery, dls []pending
 }
 
 // writeDeadLetters writes dead letters with retries (and to the spool when the dead-letter sink spools),
-// and returns one error per dead letter: nil when it is safe.
-func (p *Pipeline) writeDeadLetters(ctx context.Context, dls []pending) []error {
+// and returns one error per dead letter: nil when it is safe; and what the write learned (see write).
+func (p *Pipeline) writeDeadLetters(ctx context.Context, dls []pending) ([]error, *tries) {
 	if len(dls) == 0 {
-		return nil
+		return nil, nil
 	}
-	errs := p.write(ctx, p.cfg.DeadLetter.Sink, dls)
+	errs, t := p.write(ctx, p.cfg.DeadLetter.Sink, dls)
 	for i, err := range errs {
 		if safe(err) {
 			errs[i] = nil
 		}
 	}
-	return errs
+	return errs, t
+}
+
+// tries is what writing learned of each message besides its final error: how many attempts it took
+// and, once the sink acknowledged it, where the sink stored it (see Sink). Only the write's own goroutine
+// fills it in; the caller reads it once that write has returned.
+type tries struct {
+	n  []int
+	at []Position
+}
+
+func newTries(n int) *tries { return &tries{n: make([]int, n), at: make([]Position, n)} }
+
+// record copies what was learned of message i into its delivery, with the time to its final answer.
+// A nil tries (the write still in flight when the spool took the messages) has nothing to say.
+func (t *tries) record(d *SinkOutcome, i int, err error, took time.Duration) {
+	d.Took = took
+	if t == nil {
+		return
+	}
+	d.Attempts = t.n[i]
+	if err == nil {
+		d.Position = t.at[i]
+	}
 }
 
 // write writes ps to the named sink, retrying the messages that failed transiently with backoff until
 // they are acknowledged, fail permanently, or ctx leaves no time for another attempt. It returns one
 // final error per message. For a sink that spools, what is still failing when only the spool reserve of
 // the deadline is left goes to the spool (errSpooled once it is on disk), and while the spool holds
-// messages for the sink, new ones go straight behind them.
-func (p *Pipeline) write(ctx context.Context, name string, ps []pending) []error {
+// messages for the sink, new ones go straight behind them. The tries are nil when no attempt was made or
+// the attempts were still going on when the spool took the messages (they go on behind its back).
+func (p *Pipeline) write(ctx context.Context, name string, ps []pending) ([]error, *tries) {
 	spool := p.spoolFor(name)
+	t := newTries(len(ps))
 	if spool == nil {
-		return p.attempt(ctx, name, ps)
+		return p.attempt(ctx, name, ps, t), t
 	}
 	if spool.Has(name) {
-		return p.spool(spool, name, ps, allIndexes(len(ps)), make([]error, len(ps)))
+		return p.spool(spool, name, ps, allIndexes(len(ps)), make([]error, len(ps))), nil
 	}
 	wctx := ctx
 	if dl, ok := ctx.Deadline(); ok {
@@ -277,13 +307,13 @@ func (p *Pipeline) write(ctx context.Context, name string, ps []pending) []error
 		defer cancel()
 	}
 	res := make(chan []error, 1)
-	go func() { res <- p.attempt(wctx, name, ps) }()
+	go func() { res <- p.attempt(wctx, name, ps, t) }()
 	var errs []error
 	select {
 	case errs = <-res:
 	case <-wctx.Done():
 		if errs, ok := p.spoolInFlight(spool, name, ps, res); ok {
-			return errs
+			return errs, nil // the attempt goes on, and owns t
 		}
 		errs = <-res // the spool did not take them: wait for the write's own outcome
 	}
@@ -294,9 +324,9 @@ func (p *Pipeline) write(ctx context.Context, name string, ps []pending) []error
 		}
 	}
 	if len(failed) == 0 {
-		return errs
+		return errs, t
 	}
-	return p.spool(spool, name, ps, failed, errs)
+	return p.spool(spool, name, ps, failed, errs), t
 }
 
 // spoolFor returns the spool for the named sink, or nil when that sink does not spool.
@@ -342,7 +372,7 @@ func allIndexes(n int) []int {
 // attempt is write without the spool: writeOnce, again for what failed transiently, with backoff. What
 // failed for good or for a misconfiguration (IsMisconfigured) is not tried again. No attempt starts once
 // ctx has ended; the one in flight then goes on (writeOnce).
-func (p *Pipeline) attempt(ctx context.Context, name string, ps []pending) []error {
+func (p *Pipeline) attempt(ctx context.Context, name string, ps []pending, t *tries) []error {
 	errs := make([]error, len(ps))
 	todo := allIndexes(len(ps))
 	msgs := make([]Message, 0, len(ps))
@@ -364,6 +394,10 @@ func (p *Pipeline) attempt(ctx context.Context, name string, ps []pending) []err
 		for j, i := range todo {
 			e := each[j]
 			errs[i] = e
+			t.n[i]++
+			if e == nil {
+				t.at[i] = msgs[j].Position
+			}
 			if e != nil && !IsPermanent(e) && !IsMisconfigured(e) {
 				next = append(next, i)
 			}
@@ -431,13 +465,15 @@ func (p *Pipeline) Redeliver(ctx context.Context, sink string, msgs []Message) [
 		ev := msgs[i].Event
 		switch {
 		case err == nil:
+			msgs[i].Position = batch[j].Position // where the sink stored it, for the caller
 			p.cfg.Observer.EventDelivered(ev.Endpoint, ev.Type, sink)
 		case IsPermanent(err):
 			dls = append(dls, pending{msg: p.deadLetterMessage(ev.Endpoint, ev, ev.Raw, ReasonSinkRejected, sinkRefused(sink, err), time.Now())})
 			refused = append(refused, i)
 		}
 	}
-	for j, err := range p.writeDeadLetters(ctx, dls) {
+	dlErrs, _ := p.writeDeadLetters(ctx, dls)
+	for j, err := range dlErrs {
 		errs[refused[j]] = err
 	}
 	return errs

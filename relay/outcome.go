@@ -1,5 +1,7 @@
 package relay
 
+import "time"
+
 // Fate is what became of one event of a batch.
 type Fate uint8
 
@@ -52,6 +54,8 @@ type EventOutcome struct {
 	Err error
 	// Sinks are the event's deliveries, in route and target order, each with its sink's final answer.
 	Sinks []SinkOutcome
+	// DeadLetterAt is where the dead-letter sink stored the event's dead letter, when it says.
+	DeadLetterAt Position
 }
 
 // SinkOutcome is one delivery of an event: the route that chose it, the sink, the topic, and the answer.
@@ -60,6 +64,12 @@ type SinkOutcome struct {
 	// Err is the sink's final error; nil when it acknowledged the message or the spool took it.
 	Err     error
 	Spooled bool
+	// Position is where the sink stored the message, when it says (see Sink).
+	Position Position
+	// Attempts is how many writes to the sink the message took; Took is the time from the first to the
+	// sink's final answer (or to the spool's).
+	Attempts int
+	Took     time.Duration
 }
 
 // fail marks the event failed with err, unless it failed already: the first failure is the one kept.

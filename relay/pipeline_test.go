@@ -463,8 +463,19 @@ func TestPipelineOutcomePerEvent(t *testing.T) {
 		!errors.Is(slow.Sinks[0].Err, relaytest.ErrDown) || slow.Sinks[1].Err != nil {
 		t.Errorf("slow: %+v", slow)
 	}
-	if s := out.Events[0].Sinks; len(s) != 1 || s[0] != (relay.SinkOutcome{Route: "a", Sink: "main", Topic: "t.a.x"}) {
-		t.Errorf("ok: deliveries %+v", s)
+	okAt := relay.Position{Set: true, Partition: relay.NoPartition, Offset: int64(len(f.main.Acked()) - 1)}
+	if s := out.Events[0].Sinks; len(s) != 1 || s[0].Route != "a" || s[0].Sink != "main" || s[0].Topic != "t.a.x" ||
+		s[0].Err != nil || s[0].Position != okAt || s[0].Attempts != 1 || s[0].Took <= 0 {
+		t.Errorf("ok: deliveries %+v, want at %+v after one attempt", s, okAt)
+	}
+	if s := slow.Sinks[0]; s.Attempts != 1 || s.Position.Set { // oneAttempt: no time for a second
+		t.Errorf("slow: %d attempts at %v, want one and no position", s.Attempts, s.Position)
+	}
+	dls := f.dlq.Acked()
+	for _, o := range []relay.EventOutcome{big, out.Events[3]} { // where each dead letter landed
+		if p := o.DeadLetterAt; !p.Set || p.Offset >= int64(len(dls)) || dls[p.Offset].Event.Extensions["originalid"] != o.Event.ID {
+			t.Errorf("%s: dead letter at %+v, not where the dead-letter sink holds it", o.Event.ID, p)
+		}
 	}
 
 	drop := newFixture(t, relay.NoRouteDrop)
@@ -528,5 +539,20 @@ func TestPipelineOutcomeSpooled(t *testing.T) {
 	main.SetDown(false)
 	if errs := p.Redeliver(context.Background(), "main", sp.msgs["main"]); errs[0] != nil || len(main.Acked()) != 1 {
 		t.Fatalf("redeliver: %v, main holds %d", errs, len(main.Acked()))
+	}
+}
+
+// TestPipelineOutcomeAttempts: a delivery's Attempts counts the writes it took, retries included, and its
+// Position is the one the sink gave the write that took it.
+func TestPipelineOutcomeAttempts(t *testing.T) {
+	f := newFixture(t, relay.NoRouteDeadLetter)
+	f.main.FailNext(2)
+	out, err := process(t, f, batch(ev("retried", "a.x")), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := relay.Position{Set: true, Partition: relay.NoPartition, Offset: int64(len(f.main.Acked()) - 1)}
+	if s := out.Events[0].Sinks[0]; s.Attempts != 3 || s.Position != at || s.Err != nil {
+		t.Fatalf("delivery %+v, want 3 attempts, at %v", s, at)
 	}
 }

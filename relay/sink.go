@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // Message is one event addressed to one sink: the event, the topic (or subject, stream, path: whatever
@@ -12,6 +13,43 @@ type Message struct {
 	Event *Event
 	Topic string
 	Key   []byte
+	// Position is where the sink stored the message, when it can tell (see Sink); zero until then.
+	Position Position
+}
+
+// Position is where a destination stored a message, in its own terms: Kafka's partition and offset, a
+// JetStream stream and sequence, a Redis stream entry id, a file sink's byte offset. Set is false when the
+// sink did not say. It is for people (the inspector, `relay trace`), never for delivery decisions.
+type Position struct {
+	Set bool
+	// Partition is Kafka's partition; NoPartition for destinations without partitions.
+	Partition int32
+	// Offset is the message's number in its log: Kafka's offset, JetStream's stream sequence, or the byte
+	// offset of the file sink's line.
+	Offset int64
+	// Stream names the log when the topic does not: the JetStream stream that stored the message.
+	Stream string
+	// ID is the destination's own id for the message, where it has one: a Redis stream entry id.
+	ID string
+}
+
+// NoPartition is the Partition of a Position in a destination without partitions.
+const NoPartition = -1
+
+// String describes the position for people: "partition 3 offset 1207", "stream TWILIO seq 52",
+// "id 1712345678901-0", "offset 4096"; "" when it is not set.
+func (p Position) String() string {
+	switch {
+	case !p.Set:
+		return ""
+	case p.ID != "":
+		return "id " + p.ID
+	case p.Stream != "":
+		return "stream " + p.Stream + " seq " + strconv.FormatInt(p.Offset, 10)
+	case p.Partition != NoPartition:
+		return "partition " + strconv.FormatInt(int64(p.Partition), 10) + " offset " + strconv.FormatInt(p.Offset, 10)
+	}
+	return "offset " + strconv.FormatInt(p.Offset, 10)
 }
 
 // Sink delivers messages to one destination.
@@ -25,6 +63,11 @@ type Message struct {
 // request nor dead-letters it. Write does not retry beyond what one attempt needs: the Pipeline retries transient
 // failures with backoff inside the request deadline, and gives up when ctx ends. Write is safe for
 // concurrent use.
+//
+// A sink that can tell where a message landed (a Kafka offset, a Redis stream entry id …) sets
+// msgs[i].Position on each message it acknowledged, before Write returns, and touches nothing else of
+// msgs; a sink that cannot leaves Position alone. Position is information for people only: nothing
+// depends on it, so a sink without it is still complete.
 //
 // Close flushes what is buffered and releases the sink's resources; the owner calls it once, after the
 // last Write has returned.

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -68,11 +69,14 @@ func New(name string, cfg Config) (*Sink, error) {
 	return &Sink{name: name, cfg: cfg, f: f}, nil
 }
 
-// Write appends one line per message and, unless NoSync, fsyncs before it returns. A failed write or
+// Write appends one line per message and, unless NoSync, fsyncs before it returns; each message's
+// Position is the byte offset of its line. A failed write or
 // fsync (a full disk) is transient: the pipeline retries, and the relay answers 503 meanwhile.
 func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
 	var buf []byte
-	for _, m := range msgs {
+	starts := make([]int64, len(msgs)) // of each line in buf
+	for i, m := range msgs {
+		starts[i] = int64(len(buf))
 		ev, err := m.Event.MarshalJSON()
 		if err != nil {
 			return relay.Permanent(fmt.Errorf("encode: %w", err))
@@ -97,6 +101,14 @@ func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
 	if !s.cfg.NoSync {
 		if err := s.f.Sync(); err != nil {
 			return fmt.Errorf("fsync %s: %w", s.cfg.Path, err)
+		}
+	}
+	// The file is opened for appending: the offset after the write is its end, wherever other writers
+	// left it, and the lines are just before it.
+	if end, err := s.f.Seek(0, io.SeekCurrent); err == nil {
+		base := end - int64(len(buf))
+		for i := range msgs {
+			msgs[i].Position = relay.Position{Set: true, Partition: relay.NoPartition, Offset: base + starts[i]}
 		}
 	}
 	return nil

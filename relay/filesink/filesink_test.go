@@ -1,9 +1,12 @@
 package filesink
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -19,13 +22,19 @@ func TestWriteRead(t *testing.T) {
 	ev := &relay.Event{SpecVersion: "1.0", ID: "EZ1", Source: "/s", Type: "t", Data: []byte(`{"a":1}`), Extensions: map[string]string{"deadletterreason": "no_route"}}
 	bin := &relay.Event{SpecVersion: "1.0", ID: "EZ2", Source: "/s", Type: "t", Data: []byte("\x00\xffnot json"), Binary: true}
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var written []relay.Message
 	for range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Write(context.Background(), []relay.Message{{Event: ev, Topic: "dead", Key: []byte("k")}, {Event: bin, Topic: "dead"}}); err != nil {
+			msgs := []relay.Message{{Event: ev, Topic: "dead", Key: []byte("k")}, {Event: bin, Topic: "dead"}}
+			if err := s.Write(context.Background(), msgs); err != nil {
 				t.Error(err)
 			}
+			mu.Lock()
+			written = append(written, msgs...)
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
@@ -55,6 +64,17 @@ func TestWriteRead(t *testing.T) {
 	})
 	if err != nil || len(ids) != 8 {
 		t.Fatalf("read %d lines (%v), want 8", len(ids), err)
+	}
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range written { // each Position is the byte offset of the message's own line
+		at := m.Position.Offset
+		if !m.Position.Set || at < 0 || at >= int64(len(file)) || (at > 0 && file[at-1] != '\n') ||
+			!strings.Contains(string(file[at:at+int64(bytes.IndexByte(file[at:], '\n'))]), `"id":"`+m.Event.ID+`"`) {
+			t.Errorf("%s: position %+v is not the start of its line", m.Event.ID, m.Position)
+		}
 	}
 }
 

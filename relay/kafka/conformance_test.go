@@ -64,6 +64,7 @@ func (r *conformanceReader) Read(t *testing.T, topic string) []conformance.Recor
 			}
 		}
 		rec.Key = m.Key
+		rec.Position = relay.Position{Set: true, Partition: int32(m.Partition), Offset: m.Offset}
 		out = append(out, rec)
 	}
 	return out

@@ -85,6 +85,7 @@ func New(name string, cfg Config, logger *slog.Logger) (*Sink, error) {
 			ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
 				log.Debug("kafka writer: " + fmt.Sprintf(msg, args...))
 			}),
+			Completion: landed,
 		}
 	}
 	w := newWriter(cfg.BatchSize)
@@ -134,7 +135,7 @@ func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
 	}
 	if len(byTopic) == 1 {
 		for _, idx := range byTopic {
-			s.writeTopic(ctx, kms, idx, errs)
+			s.writeTopic(ctx, msgs, kms, idx, errs)
 		}
 	} else {
 		var wg sync.WaitGroup
@@ -142,7 +143,7 @@ func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.writeTopic(ctx, kms, idx, errs) // each goroutine writes only its own indexes
+				s.writeTopic(ctx, msgs, kms, idx, errs) // each goroutine writes only its own indexes
 			}()
 		}
 		wg.Wait()
@@ -153,13 +154,25 @@ func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
 	return errs
 }
 
-// writeTopic writes the messages at idx (all to one topic) and records each one's outcome in errs.
-func (s *Sink) writeTopic(ctx context.Context, kms []kafkago.Message, idx []int, errs relay.WriteErrors) {
+// writeTopic writes the messages at idx (all to one topic), records each one's outcome in errs and, for
+// those acknowledged, its partition and offset in msgs.
+func (s *Sink) writeTopic(ctx context.Context, msgs []relay.Message, kms []kafkago.Message, idx []int, errs relay.WriteErrors) {
 	batch := make([]kafkago.Message, len(idx))
+	at := make([]relay.Position, len(idx)) // filled in by landed
 	for j, i := range idx {
 		batch[j] = kms[i]
+		batch[j].WriterData = &at[j]
 	}
 	err := s.w.WriteMessages(ctx, batch...)
+	if ctx.Err() == nil { // WriteMessages waited for every batch, so landed has run for each
+		defer func() {
+			for j, i := range idx {
+				if errs[i] == nil {
+					msgs[i].Position = at[j]
+				}
+			}
+		}()
+	}
 	if err == nil {
 		return
 	}
@@ -174,12 +187,26 @@ func (s *Sink) writeTopic(ctx context.Context, kms []kafkago.Message, idx []int,
 			// kafka-go puts the messages of one partition in one record batch, across concurrent
 			// calls, and the broker refuses the whole batch: write this one alone to learn whether it
 			// is the one that does not fit.
-			e = s.single.WriteMessages(ctx, kms[i])
+			e = s.single.WriteMessages(ctx, batch[j])
 			if one, ok := e.(kafkago.WriteErrors); ok && len(one) == 1 {
 				e = one[0]
 			}
 		}
 		errs[i] = s.classify(kms[i].Topic, e)
+	}
+}
+
+// landed is the writers' Completion: kafka-go calls it once per produce request, before WriteMessages
+// returns (unless ctx ended first), with the partition and offset the broker gave each message. The
+// messages of one request may come from several Writes; each carries its own *relay.Position.
+func landed(msgs []kafkago.Message, err error) {
+	if err != nil {
+		return
+	}
+	for i := range msgs {
+		if at, ok := msgs[i].WriterData.(*relay.Position); ok {
+			*at = relay.Position{Set: true, Partition: int32(msgs[i].Partition), Offset: msgs[i].Offset}
+		}
 	}
 }
 

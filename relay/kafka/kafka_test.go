@@ -104,6 +104,9 @@ func TestSink(t *testing.T) {
 			if string(r.Value) != string(m.Event.Data) || string(r.Key) != string(m.Key) {
 				t.Errorf("%s: key %q value %q, want %q %q", m.Event.ID, r.Key, r.Value, m.Key, m.Event.Data)
 			}
+			if at := (relay.Position{Set: true, Partition: int32(r.Partition), Offset: r.Offset}); m.Position != at {
+				t.Errorf("%s: Write said it landed at %+v, Kafka holds it at %+v", m.Event.ID, m.Position, at)
+			}
 			if m.Key == nil {
 				continue
 			}

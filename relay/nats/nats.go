@@ -88,7 +88,8 @@ func New(name string, cfg Config, logger *slog.Logger) (*Sink, error) {
 	}, nil
 }
 
-// Write publishes every message at once, then waits for each acknowledgement until ctx ends. Messages
+// Write publishes every message at once, then waits for each acknowledgement until ctx ends, and gives
+// each message acknowledged the stream and sequence JetStream stored it at as its Position. Messages
 // to one subject are published in order, and JetStream stores them in that order. See classify for
 // what fails permanently.
 func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
@@ -119,7 +120,8 @@ func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
 			continue
 		}
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			msgs[i].Position = relay.Position{Set: true, Partition: relay.NoPartition, Stream: ack.Stream, Offset: int64(ack.Sequence)}
 		case err := <-f.Err():
 			errs[i] = classify(msgs[i].Topic, err)
 		case <-ctx.Done():

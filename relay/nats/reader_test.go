@@ -69,6 +69,7 @@ func (r *reader) Read(t *testing.T, topic string) []conformance.Record {
 		if err != nil {
 			t.Errorf("message %d: %v", m.Sequence, err)
 		}
+		rec.Position = relay.Position{Set: true, Partition: relay.NoPartition, Stream: streamName(topic), Offset: int64(m.Sequence)}
 		out = append(out, rec)
 	}
 	return out

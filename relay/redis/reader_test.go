@@ -60,6 +60,7 @@ func (r *reader) Read(t *testing.T, topic string) []conformance.Record {
 				t.Errorf("entry %s: unexpected field %s", x.ID, k)
 			}
 		}
+		rec.Position = relay.Position{Set: true, Partition: relay.NoPartition, ID: x.ID}
 		out = append(out, rec)
 	}
 	return out

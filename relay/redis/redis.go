@@ -86,8 +86,8 @@ func Fields(m relay.Message) []any {
 	return append(f, FieldData, m.Event.Data)
 }
 
-// Write appends every message with one pipelined round trip and reports each XADD's outcome. Every
-// failure is transient (see classify).
+// Write appends every message with one pipelined round trip and reports each XADD's outcome, and the
+// entry id of each message appended as its Position. Every failure is transient (see classify).
 func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -118,7 +118,9 @@ func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
 	for i, c := range cmds {
 		if err := c.Err(); err != nil {
 			errs[i] = classify(msgs[i].Topic, err)
+			continue
 		}
+		msgs[i].Position = relay.Position{Set: true, Partition: relay.NoPartition, ID: c.Val()} // the entry id
 	}
 	if errs.Count() == 0 {
 		return nil

@@ -14,7 +14,8 @@ import (
 // ErrDown is the transient error a Sink returns while it is down.
 var ErrDown = errors.New("relaytest: sink down")
 
-// Sink records the messages it acknowledges. By default it acknowledges everything at once.
+// Sink records the messages it acknowledges. By default it acknowledges everything at once. It says where
+// each acknowledged message landed: Position.Offset is its index in Acked.
 type Sink struct {
 	mu       sync.Mutex
 	acked    []relay.Message
@@ -69,7 +70,8 @@ func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
 				continue
 			}
 		}
-		s.acked = append(s.acked, m)
+		msgs[i].Position = relay.Position{Set: true, Partition: relay.NoPartition, Offset: int64(len(s.acked))}
+		s.acked = append(s.acked, msgs[i])
 	}
 	if errs.Count() > 0 {
 		return errs

@@ -11,7 +11,8 @@
 // data bytes arrive intact (JSON object, binary, empty); a message the sink can never write fails
 // permanently while the others in its batch succeed; an ended context makes Write return promptly with
 // a transient error; Writes from many goroutines at once all land (run it with -race); Write after
-// Close fails, and a second Close neither panics nor hangs.
+// Close fails, and a second Close neither panics nor hangs. Where the Reader tells where a record is
+// held, the Position the sink set on the message says the same.
 package conformance
 
 import (
@@ -36,6 +37,10 @@ type Record struct {
 	Data []byte
 	// Key is the message key as the destination keeps it; checked only when the Reader KeepsKeys.
 	Key []byte
+	// Position is where the destination holds the record (Kafka partition and offset, Redis entry id,
+	// JetStream stream and sequence), when the Reader can tell. When it is set, the sink must have set
+	// the same Position on the message it acknowledged.
+	Position relay.Position
 }
 
 // Reader reads back what a sink's destination holds, and knows what the suite needs of it.

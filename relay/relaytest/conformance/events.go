@@ -152,6 +152,9 @@ func checkRecord(t *testing.T, r Reader, m relay.Message, rec Record) {
 	if r.KeepsKeys() && !bytes.Equal(rec.Key, m.Key) {
 		t.Errorf("%s: key %q, want %q", id, rec.Key, m.Key)
 	}
+	if rec.Position.Set && m.Position != rec.Position {
+		t.Errorf("%s: the sink says it landed at %+v; the destination holds it at %+v", id, m.Position, rec.Position)
+	}
 }
 
 // checkOrder checks that, for every key, the records of msgs appear in recs in the order of msgs.
