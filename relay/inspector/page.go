@@ -195,4 +195,3 @@ func (r *Record) types() []string {
 	slices.Sort(out)
 	return out
 }
-

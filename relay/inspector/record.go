@@ -115,17 +115,17 @@ type Record struct {
 	seed   maphash.Seed
 	redact [][]string
 
-	mu      sync.Mutex
-	slots   [][]slot // chunks of slotChunk, allocated as the ring fills
-	nslots  int      // capacity in slots: MaxEvents
-	seq     uint64   // of the newest slot; the oldest held is seq-n+1
-	n       int      // slots held
-	arena   arena
-	names   names
-	scratch  []byte // the payload being encoded
-	building entry  // the entry being recorded
-	pending map[uint64]uint64 // key hash → seq of spooled or failed events, for late outcomes
-	stats   stats
+	mu       sync.Mutex
+	slots    [][]slot // chunks of slotChunk, allocated as the ring fills
+	nslots   int      // capacity in slots: MaxEvents
+	seq      uint64   // of the newest slot; the oldest held is seq-n+1
+	n        int      // slots held
+	arena    arena
+	names    names
+	scratch  []byte            // the payload being encoded
+	building entry             // the entry being recorded
+	pending  map[uint64]uint64 // key hash → seq of spooled or failed events, for late outcomes
+	stats    stats
 }
 
 const (
