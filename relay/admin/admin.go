@@ -1,6 +1,8 @@
 // Package admin provides the relay's admin listener: /healthz (the process is alive), /readyz (it can
 // deliver: every sink answers, its checks hold nothing against it, and it is not shutting down),
-// /metrics, and /debug/pprof when enabled.
+// /metrics, /spool, /debug/pprof when enabled, and whatever Root serves (the inspector). Every request
+// passes the Host check (Hosts) first; then, with Auth, everything but /healthz and /readyz (POST /drain
+// too) needs credentials.
 // It is kept off the webhook listener so that probes and scrapes never compete with Twilio's requests
 // and are never exposed where Twilio reaches.
 package admin
@@ -44,12 +46,16 @@ type Config struct {
 	Preflight func() map[string]string
 	// Hosts are the names the listener answers to besides addresses and localhost (nil: NewHosts()).
 	Hosts *Hosts
+	// Root, when set, serves every path the others do not (the inspector's page, /api/, /actions/).
+	Root http.Handler
+	// Auth, when set, is required for every path but /healthz and /readyz, behind the Host check.
+	Auth *Auth
 }
 
 // Handler serves the admin endpoints, on its own listener (Serve) until Close.
 type Handler struct {
 	mux      *http.ServeMux
-	hosts    http.Handler // mux behind the Host check
+	handler  http.Handler // mux, behind Auth when set, behind the Host check
 	cfg      Config
 	srv      *http.Server
 	draining atomic.Bool
@@ -68,7 +74,13 @@ func New(cfg Config) *Handler {
 		cfg.Hosts = NewHosts()
 	}
 	h := &Handler{mux: http.NewServeMux(), cfg: cfg}
-	h.hosts = cfg.Hosts.Check(h.mux)
+	// The Host check comes first: a page rebinding its name to this address gets 421, never a Basic
+	// challenge that would have the browser ask the operator for credentials on that page's behalf.
+	h.handler = h.mux
+	if cfg.Auth != nil {
+		h.handler = cfg.Auth.require(h.mux)
+	}
+	h.handler = cfg.Hosts.Check(h.handler)
 	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -85,6 +97,9 @@ func New(cfg Config) *Handler {
 	for pattern, handler := range cfg.Handlers {
 		h.mux.Handle(pattern, handler)
 	}
+	if cfg.Root != nil {
+		h.mux.Handle("/", cfg.Root)
+	}
 	if cfg.Pprof {
 		h.mux.HandleFunc("/debug/pprof/", pprof.Index)
 		h.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -95,8 +110,8 @@ func New(cfg Config) *Handler {
 	return h
 }
 
-// ServeHTTP implements http.Handler: the Host check, then the endpoints.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.hosts.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler: the Host check, then the credentials (Auth), then the endpoints.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.handler.ServeHTTP(w, r) }
 
 // Serve serves the admin endpoints on ln until Close, and then returns nil.
 func (h *Handler) Serve(ln net.Listener) error {

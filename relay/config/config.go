@@ -15,6 +15,7 @@ import (
 	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/filesink"
 	"github.com/relaykit/twilio-relay/relay/httpsink"
+	"github.com/relaykit/twilio-relay/relay/inspector"
 	"github.com/relaykit/twilio-relay/relay/kafka"
 	"github.com/relaykit/twilio-relay/relay/nats"
 	"github.com/relaykit/twilio-relay/relay/redis"
@@ -38,6 +39,7 @@ type Config struct {
 	NoRoute    string     `yaml:"no_route"`
 	DeadLetter DeadLetter `yaml:"dead_letter"`
 	Spool      Spool      `yaml:"spool"`
+	Inspector  Inspector  `yaml:"inspector"`
 	Preflight  Preflight  `yaml:"preflight"`
 }
 
@@ -51,7 +53,8 @@ type Preflight struct {
 	Timeout relay.Duration `yaml:"timeout"`
 }
 
-// Admin configures the admin listener: /healthz, /readyz, /metrics and, when enabled, /debug/pprof.
+// Admin configures the admin listener: /healthz, /readyz, /metrics, /spool, the inspector and, when
+// enabled, /debug/pprof.
 type Admin struct {
 	Listen string `yaml:"listen"`
 	Pprof  bool   `yaml:"pprof"`
@@ -59,7 +62,41 @@ type Admin struct {
 	// localhost, the machine's host name and listen's host: requests with another Host are refused
 	// (DNS rebinding).
 	AllowedHosts relay.List `yaml:"allowed_hosts"`
+	// Auth, when it sets a token or a user name, is required for everything on the admin listener but
+	// /healthz and /readyz (the kubelet's probes).
+	Auth AdminAuth `yaml:"auth"`
 }
+
+// AdminAuth holds the admin listener's credentials: a bearer token, Basic credentials, or both. Either
+// is accepted; a browser may send the token as the Basic password with any user name.
+type AdminAuth struct {
+	Token    string `yaml:"token"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// On reports whether the admin listener requires credentials.
+func (a AdminAuth) On() bool { return a.Token != "" || a.Username != "" }
+
+// Inspector configures the record of recent events and refusals behind the admin listener's page and
+// /api/ (docs/inspector.md).
+type Inspector struct {
+	// Enabled turns the record, the page and /api/ on (the default) or off.
+	Enabled *bool `yaml:"enabled"`
+	// MaxEvents and MaxBytes bound the record of events: the oldest go first.
+	MaxEvents int            `yaml:"max_events"`
+	MaxBytes  relay.ByteSize `yaml:"max_bytes"`
+	// MaxRefusals bounds the record of refused requests.
+	MaxRefusals int `yaml:"max_refusals"`
+	// KeepData keeps each event's data, with the Redact paths replaced: off by default (personal data).
+	KeepData bool     `yaml:"keep_data"`
+	Redact   []string `yaml:"redact"`
+	// AllowReplay lets the page replay the dead letters of a file dead-letter sink.
+	AllowReplay bool `yaml:"allow_replay"`
+}
+
+// On reports whether the inspector is enabled.
+func (i Inspector) On() bool { return i.Enabled == nil || *i.Enabled }
 
 // Log configures the structured log.
 type Log struct {
@@ -407,6 +444,10 @@ func (c *Config) setDefaults() {
 	}
 	dur(&c.Preflight.Interval, 30*time.Second)
 	dur(&c.Preflight.Timeout, 10*time.Second)
+	ic := inspector.Config{MaxEvents: c.Inspector.MaxEvents, MaxBytes: int64(c.Inspector.MaxBytes),
+		MaxRefusals: c.Inspector.MaxRefusals, Redact: c.Inspector.Redact}.Defaults()
+	c.Inspector.MaxEvents, c.Inspector.MaxBytes, c.Inspector.MaxRefusals, c.Inspector.Redact =
+		ic.MaxEvents, relay.ByteSize(ic.MaxBytes), ic.MaxRefusals, ic.Redact
 	for i := range c.Endpoints {
 		ep := &c.Endpoints[i]
 		str(&ep.Data, "normalize")
@@ -434,6 +475,13 @@ func (c *Config) setDefaults() {
 
 // DedupeSnapshotFile is the dedupe snapshot's name in the spool directory.
 const DedupeSnapshotFile = "dedupe.snapshot"
+
+// InspectorConfig returns the inspector's record configuration.
+func (c *Config) InspectorConfig() inspector.Config {
+	i := c.Inspector
+	return inspector.Config{MaxEvents: i.MaxEvents, MaxBytes: int64(i.MaxBytes), MaxRefusals: i.MaxRefusals,
+		KeepData: i.KeepData, Redact: i.Redact, DeadLetterSink: c.DeadLetter.Sink}
+}
 
 // Backoff returns the retry policy.
 func (c *Config) Backoff() relay.Backoff {

@@ -45,7 +45,7 @@ func errorCases(t testing.TB) []errorCase {
 
 		// Unknown keys, with the path, the line and the fields that exist.
 		{name: "unknown top-level key", yaml: unknownTop, want: []string{
-			"tracing " + line(unknownTop, "tracing:") + ": unknown field; known fields here: admin, dead_letter, dedupe, endpoints, limits, listen, log, no_route, preflight, retry, routes, sinks"}, n: 1},
+			"tracing " + line(unknownTop, "tracing:") + ": unknown field; known fields here: admin, dead_letter, dedupe, endpoints, inspector, limits, listen, log, no_route, preflight, retry, routes, sinks"}, n: 1},
 		{name: "unknown endpoint key", yaml: unknownEndpoint, want: []string{
 			"endpoints[0].token " + line(unknownEndpoint, "token:") + ": unknown field; known fields here: allowed_cidrs, auth_tokens, basic_auth, client_ip_header, data, kind, max_body, name, path, public_url, reject_status, trusted_proxies, twilio"}, n: 1},
 		{name: "unknown kafka keys", yaml: unknownKafka, want: []string{

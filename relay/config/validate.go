@@ -36,6 +36,15 @@ func (c *Config) validate() []error {
 			bad(fmt.Sprintf("admin.allowed_hosts[%d]", i), "%q is not a host name (no scheme, path or user)", h)
 		}
 	}
+	if a := c.Admin.Auth; a.Username != "" && a.Password == "" || a.Username == "" && a.Password != "" {
+		bad("admin.auth", "set both username and password, or neither")
+	}
+	if t := c.Admin.Auth.Token; t != "" && len(t) < 16 {
+		bad("admin.auth.token", "must be at least 16 characters (openssl rand -hex 32 makes one)")
+	}
+	for _, e := range c.InspectorConfig().Validate() {
+		bad("inspector", "%v", e)
+	}
 	oneOf(bad, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(bad, "log.format", c.Log.Format, "json", "text")
 	oneOf(bad, "no_route", c.NoRoute, "dead_letter", "drop")

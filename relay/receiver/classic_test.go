@@ -29,8 +29,8 @@ var (
 )
 
 type rejection struct {
-	endpoint, reason, url string
-	bodySHA256            bool
+	endpoint, reason, url, remote string
+	bodySHA256                    bool
 }
 
 type recordingMonitor struct {
@@ -39,10 +39,10 @@ type recordingMonitor struct {
 	processed []*relay.Batch
 }
 
-func (m *recordingMonitor) Rejected(ep, reason, u string, bodySHA256 bool) {
+func (m *recordingMonitor) Rejected(f relay.Refusal) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.rejected = append(m.rejected, rejection{ep, reason, u, bodySHA256})
+	m.rejected = append(m.rejected, rejection{f.Endpoint, f.Reason, f.URL, f.Remote, f.BodySHA256})
 }
 
 func (m *recordingMonitor) Processed(b *relay.Batch, _ relay.Outcome, _ error) {
@@ -125,7 +125,7 @@ func TestClassicEndpoint(t *testing.T) {
 				if a.body["reason"] != tt.reason {
 					t.Errorf("reason %v, want %s", a.body["reason"], tt.reason)
 				}
-				if len(mon.rejected) != 1 || mon.rejected[0].reason != tt.reason || !strings.HasPrefix(mon.rejected[0].url, classicPublic) {
+				if len(mon.rejected) != 1 || mon.rejected[0].reason != tt.reason || !strings.HasPrefix(mon.rejected[0].url, classicPublic) || mon.rejected[0].remote != "0.0.0.0" {
 					t.Errorf("monitor told %+v", mon.rejected)
 				}
 				if len(p.batches) != 0 {

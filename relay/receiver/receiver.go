@@ -244,8 +244,7 @@ func (s *Server) refuse(c *fiber.Ctx, ep *Endpoint, name, reason string, status 
 	c.Context().SetConnectionClose()
 	s.obs.Rejected(name, reason)
 	if ep != nil {
-		url, bodySHA256 := ep.refusedURL(c)
-		s.cfg.Monitor.Rejected(name, reason, url, bodySHA256)
+		s.cfg.Monitor.Rejected(ep.refusal(c, reason))
 	}
 	s.refusals.refused(name, reason, slog.String("remote", c.IP()), slog.Int("status", status))
 }

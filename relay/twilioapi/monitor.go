@@ -118,8 +118,12 @@ func NewMonitor(size int) *Monitor {
 
 // Rejected records a request the endpoint refused: the reason, its URL without the query (see
 // Rejection.URL) and whether the query had bodySHA256.
-func (m *Monitor) Rejected(endpoint, reason, url string, bodySHA256 bool) {
-	rej := Rejection{Reason: reason, URL: url, BodySHA256: bodySHA256, At: time.Now().UTC()}
+func (m *Monitor) Rejected(f relay.Refusal) {
+	endpoint, reason := f.Endpoint, f.Reason
+	rej := Rejection{Reason: reason, URL: f.URL, BodySHA256: f.BodySHA256, At: f.At}
+	if rej.At.IsZero() {
+		rej.At = time.Now().UTC()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	byReason := m.refused[endpoint]

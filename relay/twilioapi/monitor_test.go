@@ -51,9 +51,9 @@ func TestMonitor(t *testing.T) {
 		relay.EventOutcome{Event: other, Fate: relay.Dropped, Reason: relay.ReasonNoRoute})
 	processed(m, at, relay.EventOutcome{Event: testEvent("t5"), Fate: relay.DeadLettered, Reason: relay.ReasonRouteError,
 		Detail: "route tests: topic: data.x is absent"})
-	m.Rejected("events", "signature_mismatch", "https://relay.example.com/e?bodySHA256=…", true)
+	m.Rejected(relay.Refusal{Endpoint: "events", Reason: "signature_mismatch", URL: "https://relay.example.com/e?bodySHA256=…", BodySHA256: true})
 	for range twilioapi.RefusalsKept + 3 { // noise of another reason does not push it out
-		m.Rejected("events", "no_body_hash", "https://relay.example.com/e", false)
+		m.Rejected(relay.Refusal{Endpoint: "events", Reason: "no_body_hash", URL: "https://relay.example.com/e"})
 	}
 
 	st := m.State()
@@ -118,7 +118,7 @@ func TestMonitorConcurrent(t *testing.T) {
 		go func() {
 			for j := range 100 {
 				processed(m, time.Now(), relay.EventOutcome{Event: testEvent(fmt.Sprint(i, j)), Fate: relay.Delivered})
-				m.Rejected("e", "x", "u", false)
+				m.Rejected(relay.Refusal{Endpoint: "e", Reason: "x", URL: "u"})
 				_ = m.State()
 			}
 			done <- true

@@ -1,0 +1,67 @@
+package admin
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestAuth: with credentials set, every path but the probes needs them, by bearer token or Basic (the
+// token as the password, or the user and password); without them nothing does.
+func TestAuth(t *testing.T) {
+	root := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	h := New(Config{Registry: prometheus.NewRegistry(), Spool: nil, Root: root, Pprof: true,
+		Auth: &Auth{Token: "0123456789abcdef0123", Username: "ops", Password: "s3cret-pass"}})
+	do := func(path string, set func(*http.Request)) int {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		if set != nil {
+			set(req)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: 401 without a challenge", path)
+		}
+		return w.Code
+	}
+	bearer := func(tok string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+	}
+	basic := func(u, p string) func(*http.Request) { return func(r *http.Request) { r.SetBasicAuth(u, p) } }
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code := do(path, nil); code == http.StatusUnauthorized {
+			t.Errorf("%s needs credentials: the kubelet's probes have none", path)
+		}
+	}
+	for _, path := range []string{"/metrics", "/", "/api/events", "/debug/pprof/", "/anything"} {
+		if code := do(path, nil); code != http.StatusUnauthorized {
+			t.Errorf("%s without credentials: %d", path, code)
+		}
+		for name, set := range map[string]func(*http.Request){
+			"wrong token": bearer("0123456789abcdef0124"), "wrong password": basic("ops", "s3cret-pasS"),
+			"token as user": basic("0123456789abcdef0123", "x"), "empty": basic("", ""),
+		} {
+			if code := do(path, set); code != http.StatusUnauthorized {
+				t.Errorf("%s with %s: %d", path, name, code)
+			}
+		}
+		for name, set := range map[string]func(*http.Request){
+			"token": bearer("0123456789abcdef0123"), "basic": basic("ops", "s3cret-pass"), "token as password": basic("anyone", "0123456789abcdef0123"),
+		} {
+			if code := do(path, set); code == http.StatusUnauthorized {
+				t.Errorf("%s with the %s: 401", path, name)
+			}
+		}
+	}
+	if code := do("/", bearer("0123456789abcdef0123")); code != http.StatusTeapot {
+		t.Errorf("/ is Root's: %d", code)
+	}
+	open := New(Config{Registry: prometheus.NewRegistry()})
+	rec := httptest.NewRecorder()
+	open.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("/metrics without auth configured: %d", rec.Code)
+	}
+}
