@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay"
@@ -19,10 +20,12 @@ import (
 	"github.com/relaykit/twilio-relay/relay/twilio"
 )
 
-// deadLetter is a dead-letter record as read back: what it holds and why it is there.
+// deadLetter is a dead-letter record as read back: what it holds and why it is there, and its line in a
+// file sink's file (0 for Kafka).
 type deadLetter struct {
 	Endpoint, Reason, OriginalID string
 	Raw                          []byte
+	Line                         int
 }
 
 // runDLQ implements `relay dlq replay`: it reads the dead-letter destination (or a file sink's file) and
@@ -46,14 +49,8 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("%s: %w", *path, err)
 	}
-	want := relay.ParseList(*reasons)
-	var dls []deadLetter
-	keep := func(d deadLetter, ok bool) {
-		if ok && (len(want) == 0 || slices.Contains(want, d.Reason)) && (*endpoint == "" || d.Endpoint == *endpoint) {
-			dls = append(dls, d)
-		}
-	}
-	if err := readDeadLetters(ctx, cfg, *file, keep); err != nil {
+	dls, err := selectDeadLetters(ctx, cfg, *file, *reasons, *endpoint)
+	if err != nil {
 		return err
 	}
 	if *dry {
@@ -64,6 +61,19 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return nil
 	}
 	return replay(ctx, cfg, dls, stdout, stderr)
+}
+
+// selectDeadLetters reads the dead letters of the dead-letter destination (or of file) whose reason is
+// one of reasons (comma-separated; any when empty) and whose endpoint is endpoint (any when empty).
+func selectDeadLetters(ctx context.Context, cfg *config.Config, file, reasons, endpoint string) ([]deadLetter, error) {
+	want := relay.ParseList(reasons)
+	var dls []deadLetter
+	keep := func(d deadLetter, ok bool) {
+		if ok && (len(want) == 0 || slices.Contains(want, d.Reason)) && (endpoint == "" || d.Endpoint == endpoint) {
+			dls = append(dls, d)
+		}
+	}
+	return dls, readDeadLetters(ctx, cfg, file, keep)
 }
 
 // readDeadLetters reads every record of the dead-letter destination, or of file.
@@ -85,8 +95,10 @@ func readDeadLetters(ctx context.Context, cfg *config.Config, file string, keep 
 	if file == "" {
 		return errors.New("the dead-letter sink is neither Kafka nor a file: give -file")
 	}
-	return filesink.Read(file, func(_ int, l filesink.Line) error {
-		keep(fromCloudEvent(l.Event))
+	return filesink.Read(file, func(n int, l filesink.Line) error {
+		d, ok := fromCloudEvent(l.Event)
+		d.Line = n
+		keep(d, ok)
 		return nil
 	})
 }
@@ -121,8 +133,8 @@ func fromCloudEvent(b []byte) (deadLetter, bool) {
 	return deadLetter{Endpoint: ce.Endpoint, Reason: ce.Reason, OriginalID: ce.OriginalID, Raw: raw}, true
 }
 
-// replay sends the dead letters through a pipeline built from cfg, without listeners and without the
-// spool or the dedupe snapshot (a running relay may hold them).
+// replay sends the dead letters through the routes of a relay built from cfg, without listeners and
+// without the spool or the dedupe snapshot (a running relay may hold them).
 func replay(ctx context.Context, cfg *config.Config, dls []deadLetter, stdout, stderr io.Writer) (err error) {
 	c := *cfg
 	c.Spool.Sinks = nil
@@ -136,6 +148,32 @@ func replay(ctx context.Context, cfg *config.Config, dls []deadLetter, stdout, s
 		defer cancel()
 		err = errors.Join(err, r.Close(cctx))
 	}()
+	summary, err := replayThrough(ctx, &c, r.sinks, r.metrics, r.log, dls)
+	fmt.Fprintln(stdout, summary)
+	return err
+}
+
+// replayThrough sends dead letters through cfg's routes to sinks again, as if they had just arrived on
+// their endpoint (they were verified when they first arrived), and says what became of them. It is
+// `relay dlq replay`, and the replay of the inspector's page over the running relay's sinks.
+//
+// The pipeline is its own: a dedupe memory of its own and no shared tier or spool. A replay re-sends on
+// purpose, and the relay remembered these events as safe when it dead-lettered them: its memory would
+// call them duplicates.
+func replayThrough(ctx context.Context, cfg *config.Config, sinks map[string]relay.Sink, obs relay.Observer, log *slog.Logger, dls []deadLetter) (string, error) {
+	p, err := relay.NewPipeline(relay.PipelineConfig{
+		Router:     cfg.Router(),
+		Sinks:      sinks,
+		DeadLetter: relay.DeadLetterTarget{Sink: cfg.DeadLetter.Sink, Topic: cfg.DeadLetter.Topic},
+		NoRoute:    cfg.NoRoutePolicy(),
+		Dedupe:     &replayed{},
+		Backoff:    cfg.Backoff(),
+		Observer:   obs,
+		Logger:     log,
+	})
+	if err != nil {
+		return "", err
+	}
 	opts := map[string]twilio.DecodeOptions{}
 	for _, e := range cfg.Endpoints {
 		opts[e.Name] = twilio.DecodeOptions{KeepDataString: e.Data == "keep"}
@@ -146,15 +184,15 @@ func replay(ctx context.Context, cfg *config.Config, dls []deadLetter, stdout, s
 		o, ok := opts[d.Endpoint]
 		if !ok {
 			failed++
-			fmt.Fprintf(stderr, "dlq: %s: endpoint %q is not in the configuration\n", d.OriginalID, d.Endpoint)
+			log.LogAttrs(ctx, slog.LevelError, "replay: endpoint not in the configuration", slog.String("original_id", d.OriginalID), slog.String("endpoint", d.Endpoint))
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		out, err := r.pipeline.Process(pctx, twilio.Decode(d.Endpoint, d.Raw, time.Now(), o))
+		out, err := p.Process(pctx, twilio.Decode(d.Endpoint, d.Raw, time.Now(), o))
 		cancel()
 		if err != nil {
 			failed++
-			r.log.LogAttrs(ctx, slog.LevelError, "replay failed", slog.String("original_id", d.OriginalID), slog.Any("error", err))
+			log.LogAttrs(ctx, slog.LevelError, "replay failed", slog.String("original_id", d.OriginalID), slog.Any("error", err))
 			continue
 		}
 		total.Delivered += out.Delivered
@@ -162,10 +200,28 @@ func replay(ctx context.Context, cfg *config.Config, dls []deadLetter, stdout, s
 		total.DeadLettered += out.DeadLettered
 		total.Dropped += out.Dropped
 	}
-	fmt.Fprintf(stdout, "replayed %d dead letters: %d events delivered, %d dead-lettered again, %d dropped, %d duplicates, %d failed\n",
+	summary := fmt.Sprintf("replayed %d dead letters: %d events delivered, %d dead-lettered again, %d dropped, %d duplicates, %d failed",
 		len(dls), total.Delivered, total.DeadLettered, total.Dropped, total.Duplicates, failed)
 	if failed > 0 {
-		return fmt.Errorf("%d dead letters could not be replayed (see the log)", failed)
+		return summary, fmt.Errorf("%d dead letters could not be replayed (see the log)", failed)
 	}
-	return nil
+	return summary, nil
+}
+
+// replayed is the dedupe memory of one replay: exact, and as large as the replay.
+type replayed struct {
+	mu   sync.Mutex
+	keys map[string]bool
+}
+
+func (d *replayed) Seen(key string) bool { d.mu.Lock(); defer d.mu.Unlock(); return d.keys[key] }
+
+func (d *replayed) Remember(key string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.keys == nil {
+		d.keys = map[string]bool{}
+	}
+	d.keys[key] = true
+	return true
 }

@@ -37,6 +37,8 @@ Usage:
                                         stop a running relay's intake and empty its spool (a preStop hook)
   relay dlq replay [-config F] [-file F] [-reason R] [-endpoint E] [-dry-run]
                                         send dead letters through the routes again, after a fix
+  relay trace   [-admin URL[,URL…]] ID|SID
+                                        what became of an event, asked of every replica's admin listener
   relay bench   -rate R -duration D -url URL [-token T] [flags]
                                         open-loop load at a fixed rate; latency percentiles (relay bench -h)
   relay version                         print the version
@@ -75,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDLQ(ctx, args[1:], stdout, stderr)
 	case "drain":
 		return runDrain(ctx, args[1:], stdout, stderr)
+	case "trace":
+		return runTrace(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":

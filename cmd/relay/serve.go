@@ -17,6 +17,7 @@ import (
 	"github.com/relaykit/twilio-relay/relay/admin"
 	"github.com/relaykit/twilio-relay/relay/config"
 	"github.com/relaykit/twilio-relay/relay/dedupe"
+	"github.com/relaykit/twilio-relay/relay/inspector"
 	"github.com/relaykit/twilio-relay/relay/kafka"
 	"github.com/relaykit/twilio-relay/relay/prometheus"
 	"github.com/relaykit/twilio-relay/relay/receiver"
@@ -38,6 +39,8 @@ type Relay struct {
 	server   *receiver.Server
 	admin    *admin.Handler
 	pipeline *relay.Pipeline
+	metrics  *prometheus.Metrics
+	record   *inspector.Record // nil when the inspector is off
 	intake   intake
 	// preflight runs the sinks' checks from Open until Close; nil before Open.
 	preflight *relay.Preflight
@@ -70,6 +73,7 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 	router := cfg.Router()
 	exact, patterns := prometheus.RouteTypes(router.Routes)
 	metrics := prometheus.New(prometheus.NewTypeLabels(append(twilioapi.KnownTypes(), exact...), patterns))
+	r.metrics = metrics
 	pingers := map[string]relay.Pinger{}
 	var kafkaSinks []*kafka.Sink
 	for _, sc := range cfg.Sinks {
@@ -139,8 +143,13 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 		endpoints = append(endpoints, ep)
 	}
 	monitor := twilioapi.NewMonitor(64) // test events and refusals, for `relay twilio test`
+	monitors := receiver.Monitors{monitor}
+	if cfg.Inspector.On() {
+		r.record = inspector.New(cfg.InspectorConfig())
+		monitors = append(monitors, r.record)
+	}
 	r.server = receiver.New(receiver.Config{
-		Monitor:        monitor,
+		Monitor:        monitors,
 		Endpoints:      endpoints,
 		Deadline:       time.Duration(cfg.Limits.RequestDeadline),
 		MaxInFlight:    cfg.Limits.MaxInFlight,
@@ -153,6 +162,12 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 	acfg.Handlers = map[string]http.Handler{"GET /twilio/test-events": monitor, "POST /drain": r.drainHandler()}
 	if r.spool != nil {
 		acfg.Spool, acfg.Spooled = r.spool.Stats, cfg.SpoolSinks()
+	}
+	if a := cfg.Admin.Auth; a.On() {
+		acfg.Auth = &admin.Auth{Token: a.Token, Username: a.Username, Password: a.Password}
+	}
+	if r.record != nil {
+		acfg.Root = inspector.Handler(r.record, r.inspectorActions(monitor))
 	}
 	r.admin = admin.New(acfg)
 	return r, nil
@@ -212,7 +227,7 @@ func (r *Relay) Open() error {
 	}
 	r.Addr, r.AdminAddr = ln.Addr().String(), aln.Addr().String()
 	if r.spool != nil { // drain what a previous run left, and what this one stores, until Close
-		r.spool.Start(context.Background(), r.pipeline.Redeliver)
+		r.spool.Start(context.Background(), r.redeliver)
 	}
 	r.served = make(chan error, 2)
 	go func() {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -250,16 +249,24 @@ func runTwilioTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("twilio test: %w", err)
 	}
-	for _, step := range rep.Steps {
-		fmt.Fprintln(stdout, "  "+step)
-	}
+	printSelfTest(stdout, rep)
 	if !rep.OK {
-		fmt.Fprintf(stdout, "FAILED at %s: %s\n", rep.Hop, rep.Problem)
 		return fmt.Errorf("twilio test: failed at %s", rep.Hop)
 	}
-	fmt.Fprintf(stdout, "OK: Twilio → sink %s → relay endpoint %s → %s (test id %s)\n", rep.SinkSID, rep.Event.Endpoint,
-		strings.Join(rep.Event.Routes, ", "), rep.TestID)
 	return nil
+}
+
+// printSelfTest writes a self-test's steps and verdict (`relay twilio test`, the inspector's button).
+func printSelfTest(w io.Writer, rep *twilioapi.SelfTestReport) {
+	for _, step := range rep.Steps {
+		fmt.Fprintln(w, "  "+step)
+	}
+	if !rep.OK {
+		fmt.Fprintf(w, "FAILED at %s: %s\n", rep.Hop, rep.Problem)
+		return
+	}
+	fmt.Fprintf(w, "OK: Twilio → sink %s → relay endpoint %s → %s (test id %s)\n", rep.SinkSID, rep.Event.Endpoint,
+		strings.Join(rep.Event.Routes, ", "), rep.TestID)
 }
 
 // adminBase turns admin.listen into a URL to reach it from this machine.
@@ -289,21 +296,9 @@ func readReplicas(ctx context.Context, c *http.Client, bases []string) (*twilioa
 }
 
 func readTestEvents(ctx context.Context, c *http.Client, base string) (*twilioapi.MonitorState, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/twilio/test-events", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s (is it the relay's admin listener, of a version with /twilio/test-events?)", req.URL, resp.Status)
-	}
 	var st twilioapi.MonitorState
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return nil, fmt.Errorf("GET %s: %w", req.URL, err)
+	if err := adminGet(ctx, c, base, "/twilio/test-events", &st); err != nil {
+		return nil, fmt.Errorf("%w (is it the relay's admin listener, of a version with /twilio/test-events?)", err)
 	}
 	return &st, nil
 }
