@@ -3,7 +3,8 @@
 # Apache Kafka broker (fetched from Maven Central on first use and cached) and real Redis and NATS
 # servers, the Helm chart's tests (helm, helm-unittest and kubectl-validate built from the Go module
 # proxy on first use and cached), the chart on a real single-node Kubernetes (built from the Go module
-# proxy on first use and cached: scripts/k8s/test.sh), then short fuzz runs.
+# proxy on first use and cached: scripts/k8s/test.sh), then short fuzz runs. The inspector's browser
+# test drives Debian's chromium (scripts/browser/install.sh).
 #
 #   scripts/test.sh            # everything
 #   FUZZTIME=0 scripts/test.sh # skip fuzzing
@@ -21,6 +22,13 @@ export RELAY_REQUIRE_KAFKA=1 # integration tests fail, not skip, without a broke
 echo "== Redis and NATS servers"
 scripts/servers/install.sh     # redis-server, nats-server (apt-get, only when missing)
 export RELAY_REQUIRE_SERVERS=1 # sink tests fail, not skip, without them
+
+echo "== chromium (the inspector's browser test)"
+if scripts/browser/install.sh; then
+	export RELAY_REQUIRE_BROWSER=1 # the browser test fails, not skips, when chromium does not run
+else
+	echo "!! chromium could not be installed: the inspector's browser test will skip" >&2
+fi
 
 echo "== go test (race detector, real Kafka; the fault and bad-input scenarios in their short form)"
 ledger=$(mktemp)
