@@ -145,7 +145,8 @@ everything=("${required[@]}"
 	--set twilio.basicAuth.username=twilio --set twilio.basicAuth.password=basic-pass
 	--set kafka.sasl.mechanism=scram-sha-512 --set kafka.sasl.username=relay --set kafka.sasl.password=kafka-pass
 	--set kafka.tls.enabled=true --set kafka.tls.caSecret.name=kafka-ca
-	--set kafka.tls.clientCertSecret.name=relay-user)
+	--set kafka.tls.clientCertSecret.name=relay-user
+	--set adminAuth.enabled=true --set adminAuth.token=0123456789abcdef0123456789abcdef)
 declare -A cases=(
 	[minimal]="${required[*]}"
 	[spool]="${required[*]} --set spool.enabled=true --set autoscaling.enabled=true --set autoscaling.allowWithSpool=true"

@@ -15,8 +15,9 @@ type Auth struct {
 	Username, Password string
 }
 
-// open are the paths served without credentials: the kubelet's probes carry none.
-var open = map[string]bool{"/healthz": true, "/readyz": true}
+// open are the paths served without credentials: the kubelet's probes carry none, and neither does the
+// chart's preStop hook (GET /drain): an httpGet handler cannot read a Secret.
+var open = map[string]bool{"/healthz": true, "/readyz": true, "/drain": true}
 
 // require wraps next so that every request but the open paths carries the credentials; the others are
 // answered 401 with a Basic challenge (a browser then asks for them).

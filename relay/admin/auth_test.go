@@ -30,7 +30,7 @@ func TestAuth(t *testing.T) {
 		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
 	}
 	basic := func(u, p string) func(*http.Request) { return func(r *http.Request) { r.SetBasicAuth(u, p) } }
-	for _, path := range []string{"/healthz", "/readyz"} {
+	for _, path := range []string{"/healthz", "/readyz", "/drain"} {
 		if code := do(path, nil); code == http.StatusUnauthorized {
 			t.Errorf("%s needs credentials: the kubelet's probes have none", path)
 		}

@@ -101,6 +101,13 @@ A credential comes from the chart's Secret when its value is set and no existing
 {{- if and $v.kafka.sasl.password (not $v.kafka.sasl.existingSecret) -}}
 {{- $_ := set $d "kafka-sasl-password" $v.kafka.sasl.password -}}
 {{- end -}}
+{{- with $v.adminAuth -}}
+{{- if and .enabled (not .existingSecret) -}}
+{{- range $name := include "relay.adminAuthKeys" $ | fromYamlArray -}}
+{{- $_ := set $d (printf "admin-%s" $name) (index $v.adminAuth $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- toYaml $d -}}
 {{- end }}
 
@@ -125,6 +132,12 @@ to one that has none.
 {{- $env = append $env (dict "name" "TWILIO_BASIC_AUTH_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" $own "key" "twilio-basic-auth-password"))) -}}
 {{- end -}}
 {{- end -}}
+{{- if $v.adminAuth.enabled -}}
+{{- range $name := include "relay.adminAuthKeys" $ | fromYamlArray -}}
+{{- $ref := include "relay.adminAuthRef" (list $ $name) | fromYaml -}}
+{{- $env = append $env (dict "name" (printf "RELAY_ADMIN_%s" (upper $name)) "valueFrom" (dict "secretKeyRef" $ref)) -}}
+{{- end -}}
+{{- end -}}
 {{- with $v.kafka.sasl -}}
 {{- if .existingSecret -}}
 {{- $env = append $env (dict "name" "KAFKA_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" .existingSecret "key" .existingSecretKey))) -}}
@@ -139,6 +152,36 @@ to one that has none.
 relay.checkSecretRef fails unless the value that names a literal credential is a reference to an
 environment variable: "${VAR}" or "${VAR:-}" (comma-separated entries each). Arguments: list path value.
 */}}
+{{/*
+relay.adminAuthKeys: the admin credentials adminAuth.type needs, as a YAML list: [token] or [username,
+password].
+*/}}
+{{- define "relay.adminAuthKeys" -}}
+{{- if eq .Values.adminAuth.type "basic" -}}
+[username, password]
+{{- else -}}
+[token]
+{{- end -}}
+{{- end }}
+
+{{/*
+relay.adminAuthRef: the SecretKeySelector (YAML) of one admin credential (token, username, password):
+in existingSecret under its configured key, else in the chart's Secret as admin-<name>. Argument: list
+root name.
+*/}}
+{{- define "relay.adminAuthRef" -}}
+{{- $root := index . 0 -}}
+{{- $name := index . 1 -}}
+{{- $a := $root.Values.adminAuth -}}
+{{- if $a.existingSecret -}}
+name: {{ $a.existingSecret }}
+key: {{ index $a.existingSecretKeys $name }}
+{{- else -}}
+name: {{ include "relay.fullname" $root }}
+key: admin-{{ $name }}
+{{- end -}}
+{{- end }}
+
 {{- define "relay.checkSecretRef" -}}
 {{- $path := index . 0 -}}
 {{- $value := toString (index . 1) -}}
@@ -156,7 +199,7 @@ brokers; literal credentials; listeners the pod cannot probe). The relay checks 
 */}}
 {{- define "relay.config" -}}
 {{- $v := .Values -}}
-{{- range $path, $pair := dict "twilio.authTokens" (list $v.twilio.authTokens $v.twilio.existingSecret) "twilio.basicAuth.password" (list $v.twilio.basicAuth.password $v.twilio.basicAuth.existingSecret) "kafka.sasl.password" (list $v.kafka.sasl.password $v.kafka.sasl.existingSecret) -}}
+{{- range $path, $pair := dict "twilio.authTokens" (list $v.twilio.authTokens $v.twilio.existingSecret) "twilio.basicAuth.password" (list $v.twilio.basicAuth.password $v.twilio.basicAuth.existingSecret) "kafka.sasl.password" (list $v.kafka.sasl.password $v.kafka.sasl.existingSecret) "adminAuth.token" (list (or $v.adminAuth.token $v.adminAuth.password) $v.adminAuth.existingSecret) -}}
 {{- if and (index $pair 0) (index $pair 1) -}}
 {{- fail (printf "set %s or the existingSecret beside it, not both" $path) -}}
 {{- end -}}
@@ -165,6 +208,29 @@ brokers; literal credentials; listeners the pod cannot probe). The relay checks 
 {{- $_ := set $cfg "listen" (default ":8080" $cfg.listen) -}}
 {{- $admin := default dict $cfg.admin -}}
 {{- $_ := set $admin "listen" (default ":9090" $admin.listen) -}}
+{{- with $v.adminAuth -}}
+{{- if .enabled -}}
+{{- if not (has .type (list "bearer" "basic")) -}}
+{{- fail (printf "adminAuth.type: %q is neither bearer nor basic" .type) -}}
+{{- end -}}
+{{- if not .existingSecret -}}
+{{- range $name := include "relay.adminAuthKeys" $ | fromYamlArray -}}
+{{- if not (index $v.adminAuth $name) -}}
+{{- fail (printf "adminAuth.%s or adminAuth.existingSecret is required with adminAuth.enabled (type %s)" $name $v.adminAuth.type) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if eq .type "basic" -}}
+{{- $_ := set $admin "auth" (dict "username" "${RELAY_ADMIN_USERNAME}" "password" "${RELAY_ADMIN_PASSWORD}") -}}
+{{- else -}}
+{{- $_ := set $admin "auth" (dict "token" "${RELAY_ADMIN_TOKEN}") -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- with $admin.auth -}}
+{{- include "relay.checkSecretRef" (list "config.admin.auth.token" (default "" .token)) -}}
+{{- include "relay.checkSecretRef" (list "config.admin.auth.password" (default "" .password)) -}}
+{{- end -}}
 {{- $_ := set $cfg "admin" $admin -}}
 {{- range $path, $addr := dict "config.listen" $cfg.listen "config.admin.listen" $admin.listen -}}
 {{- if not (regexMatch "^(0\\.0\\.0\\.0|\\[::\\])?:[0-9]{1,5}$" (toString $addr)) -}}

@@ -1,0 +1,136 @@
+package inspector
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/relaykit/twilio-relay/relay"
+	"github.com/relaykit/twilio-relay/relay/twilio"
+)
+
+// The cost of the record on the request path, side by side with it off, and its memory at its default
+// bounds (docs/benchmarks.md):
+//
+//	go test -run '^$' -bench . -benchmem ./relay/inspector/
+//	go test -run '^$' -bench MemoryAtDefaults -benchtime 1x ./relay/inspector/
+
+// sampleEvents decodes n distinct message-delivered events (the sample, 705 bytes, with fresh ids),
+// delivered to Kafka: what the pipeline hands the receiver's monitors.
+func sampleEvents(b *testing.B, n int) []relay.EventOutcome {
+	s, err := twilio.Samples()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var tmpl map[string]any
+	if err := json.Unmarshal(s["message-delivered"], &tmpl); err != nil {
+		b.Fatal(err)
+	}
+	out := make([]relay.EventOutcome, n)
+	for i := range out {
+		tmpl["id"] = fmt.Sprintf("EZ%032x", i)
+		raw, _ := json.Marshal([]any{tmpl})
+		bt := twilio.Decode("events", raw, time.Now(), twilio.DecodeOptions{})
+		out[i] = relay.EventOutcome{Event: bt.Events[0], Fate: relay.Delivered, Sinks: []relay.SinkOutcome{{Route: "messaging",
+			Sink: "kafka", Topic: "twilio.messaging", Attempts: 1, Took: 2 * time.Millisecond,
+			Position: relay.Position{Set: true, Partition: int32(i % 6), Offset: int64(i)}}}}
+	}
+	return out
+}
+
+// monitor is what the receiver calls after each batch: nothing (the inspector off) or the record.
+type monitor interface {
+	Processed(*relay.Batch, relay.Outcome, error)
+}
+
+type off struct{}
+
+func (off) Processed(*relay.Batch, relay.Outcome, error) {}
+
+// BenchmarkProcessed is the time the receiver spends telling the record about one event, in bodies of 1
+// and of 50 events (Twilio's batch_events), with the record off, on, and on with keep_data.
+func BenchmarkProcessed(b *testing.B) {
+	evs := sampleEvents(b, 4096)
+	for _, size := range []int{1, 50} {
+		for _, mode := range []string{"off", "on", "on+keep_data"} {
+			b.Run(fmt.Sprintf("%s/batch=%d", mode, size), func(b *testing.B) {
+				var m monitor = off{}
+				if mode != "off" {
+					m = New(Config{KeepData: mode == "on+keep_data"}.Defaults())
+				}
+				batch := &relay.Batch{Endpoint: "events", ReceivedAt: time.Now()}
+				i := 0
+				b.ReportAllocs()
+				for b.Loop() {
+					out := relay.Outcome{Events: evs[i : i+size]}
+					m.Processed(batch, out, nil)
+					if i += size; i+size > len(evs) {
+						i = 0
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/event")
+			})
+		}
+	}
+}
+
+// BenchmarkProcessedParallel is BenchmarkProcessed on with 1-event bodies from every core at once: the
+// lock shared by the requests in flight.
+func BenchmarkProcessedParallel(b *testing.B) {
+	evs := sampleEvents(b, 4096)
+	r := New(Config{}.Defaults())
+	batch := &relay.Batch{Endpoint: "events", ReceivedAt: time.Now()}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			r.Processed(batch, relay.Outcome{Events: evs[i : i+1]}, nil)
+			i = (i + 1) % len(evs)
+		}
+	})
+}
+
+// BenchmarkMemoryAtDefaults fills a record at its default bounds with an hour of 100 events/s (360 000
+// sample events) and reports what it allocated (its slots and arena), the heap it holds after a
+// collection, and both per event.
+func BenchmarkMemoryAtDefaults(b *testing.B) {
+	evs := sampleEvents(b, 4096)
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r := New(Config{}.Defaults())
+		batch := &relay.Batch{Endpoint: "events", ReceivedAt: time.Now()}
+		for i := range DefaultMaxEvents {
+			ev := evs[i%len(evs)]
+			e := *ev.Event
+			e.ID = fmt.Sprintf("EZ%032x", i) // every event its own id, as Twilio's
+			ev.Event = &e
+			r.Processed(batch, relay.Outcome{Events: []relay.EventOutcome{ev}}, nil)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if r.Len() != DefaultMaxEvents {
+			b.Fatalf("holds %d events, want %d: the default byte bound is too small for them", r.Len(), DefaultMaxEvents)
+		}
+		held := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+		b.ReportMetric(float64(r.Memory())/(1<<20), "MiB-allocated")
+		b.ReportMetric(held/(1<<20), "MiB-heap")
+		b.ReportMetric(held/float64(r.Len()), "B/event")
+		runtime.KeepAlive(r)
+		b.StopTimer()
+		b.ReportMetric(float64(searchTime(r).Microseconds())/1000, "ms-full-search")
+		b.StartTimer()
+	}
+}
+
+// searchTime is how long a search for an id the record does not hold takes: the whole ring scanned.
+func searchTime(r *Record) time.Duration {
+	start := time.Now()
+	if len(r.Events(Query{ID: "EZnotthere"})) != 0 {
+		panic("found")
+	}
+	return time.Since(start)
+}
