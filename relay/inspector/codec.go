@@ -193,20 +193,42 @@ func idAndSID(b []byte) (id, sid []byte) {
 type names struct {
 	ids  map[string]uint16
 	list []string
+	// recent remembers the last name seen in each of a few slots: events repeat their endpoint, type,
+	// route, sink and topic, and a string compare (pointers first) is cheaper than hashing for the map.
+	recent [64]struct {
+		s  string
+		id uint16
+	}
 }
 
 const maxNames = 4096
 
 func (n *names) id(s string) (uint16, bool) {
+	slot := 0
+	if len(s) > 0 {
+		slot = (len(s) ^ int(s[len(s)-1])<<1) & (len(n.recent) - 1)
+	}
+	if r := &n.recent[slot]; r.s == s { // the zero entry is right too: "" is name 0
+		return r.id, true
+	}
+	id, ok := n.lookup(s)
+	if ok {
+		n.recent[slot].s, n.recent[slot].id = n.list[id], id
+	}
+	return id, ok
+}
+
+func (n *names) lookup(s string) (uint16, bool) {
+	if n.ids == nil {
+		n.ids, n.list = map[string]uint16{"": 0}, []string{""}
+	}
 	if id, ok := n.ids[s]; ok {
 		return id, true
 	}
 	if len(n.list) >= maxNames {
 		return 0, false
 	}
-	if n.ids == nil {
-		n.ids = map[string]uint16{}
-	}
+
 	s = strings.Clone(s) // not the event's memory
 	id := uint16(len(n.list))
 	n.ids[s] = id

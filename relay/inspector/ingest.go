@@ -11,9 +11,13 @@ import (
 // prepared is what Processed works out for an event before it takes the lock.
 type prepared struct {
 	sid  string
-	key  uint64
+	key  uint64 // only for an event that may be settled later (see pending)
 	data []byte
 }
+
+// pending reports whether an event's outcome may still change: the spool delivers it later, or a write
+// the request gave up on is acknowledged late.
+func pending(f relay.Fate) bool { return f == relay.Spooled || f == relay.Failed }
 
 // Processed records what became of a batch's events (the record is a receiver.Monitor): one slot per
 // event, from its relay.EventOutcome. The work that needs no lock (the resource SID, found in data; the
@@ -26,7 +30,10 @@ func (r *Record) Processed(b *relay.Batch, out relay.Outcome, _ error) {
 	}
 	for i := range out.Events {
 		ev := out.Events[i].Event
-		p := prepared{sid: ev.ResourceSID(), key: r.keyHash(ev.Endpoint, ev.Source, ev.ID)}
+		p := prepared{sid: ev.ResourceSID()}
+		if pending(out.Events[i].Fate) {
+			p.key = r.keyHash(ev.Endpoint, ev.Source, ev.ID)
+		}
 		if r.cfg.KeepData {
 			p.data = r.redactData(ev)
 		}
@@ -90,7 +97,7 @@ func (r *Record) add(at int64, endpoint, typ string, fate relay.Fate, key uint64
 	s.at, s.key, s.fate, s.flags = at, key, fate, flags
 	s.endpoint, s.typ = r.names.number(endpoint), r.names.number(typ)
 	switch {
-	case fate == relay.Spooled || fate == relay.Failed:
+	case pending(fate):
 		if len(r.pending) < maxPending {
 			r.pending[key] = s.seq
 		}

@@ -91,7 +91,7 @@ func (c Config) Validate() []error {
 type slot struct {
 	seq      uint64 // 1, 2, 3 … in order of recording
 	at       int64  // received, Unix nanoseconds
-	key      uint64 // hash of the event's dedupe key: finds it again for a late outcome
+	key      uint64 // hash of the event's dedupe key, when its outcome may change: finds it again
 	pos      uint64 // the payload's logical position in the arena
 	size     uint32 // the payload's length
 	endpoint uint16
