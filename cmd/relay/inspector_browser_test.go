@@ -200,11 +200,19 @@ func TestInspectorInBrowser(t *testing.T) {
 	checkAPI(t, admin, target, where, forgedSig)
 	t.Setenv(envAdminToken, adminToken)
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"trace", "-admin", h.relay.AdminAddr, target}, &out, &errOut); err != nil {
+	if err := run(context.Background(), []string{"trace", "-admin", h.relay.AdminAddr, browserSID}, &out, &errOut); err != nil {
 		t.Fatalf("relay trace: %v\n%s", err, errOut.String())
 	}
-	if !strings.Contains(out.String(), where) || !strings.Contains(out.String(), "twilio.messaging") || !strings.Contains(out.String(), "delivered") {
-		t.Errorf("relay trace says\n%s\nwant %s on twilio.messaging", out.String(), where)
+	t.Logf("relay trace -admin %s %s:\n%s", h.relay.AdminAddr, browserSID, out.String())
+	line := ""
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.Contains(l, target) {
+			line = l
+		}
+	}
+	if !strings.Contains(line, where) || !strings.Contains(line, "twilio.messaging") || !strings.Contains(line, "delivered") ||
+		!strings.Contains(out.String(), "dead_lettered (no_route)") || strings.Count(out.String(), "\n") != len(ids)+2 {
+		t.Errorf("relay trace says\n%s\nwant %s delivered to twilio.messaging at %s, and the error log dead-lettered", out.String(), target, where)
 	}
 }
 
@@ -279,6 +287,7 @@ func checkAPI(t *testing.T, admin, id, where, forgedSig string) {
 		t.Error("/readyz needs the token: the kubelet's probes have none")
 	}
 	code, body := get("/api/events?id="+id, true)
+	t.Logf("GET /api/events?id=%s:\n%s", id, body)
 	var got struct {
 		Events []struct {
 			Outcome string

@@ -154,7 +154,7 @@ func TestLoadShippedConfigWithoutTokens(t *testing.T) {
 		t.Fatalf("error %v is not Errors with one entry", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{"endpoints[0].auth_tokens[0]", "TWILIO_AUTH_TOKENS is not set", "(line 37)"} {
+	for _, want := range []string{"endpoints[0].auth_tokens[0]", "TWILIO_AUTH_TOKENS is not set", "(line 41)"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not contain %q", msg, want)
 		}
@@ -164,7 +164,7 @@ func TestLoadShippedConfigWithoutTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if line := lineOf(string(data), "${TWILIO_AUTH_TOKENS}"); line != 37 {
+	if line := lineOf(string(data), "${TWILIO_AUTH_TOKENS}"); line != 41 {
 		t.Errorf("config.yaml moved: ${TWILIO_AUTH_TOKENS} is on line %d; update this test", line)
 	}
 

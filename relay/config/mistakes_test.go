@@ -101,6 +101,7 @@ dead_letter:
 // path and the line of the value or, when the file has no such value, of the nearest key it has.
 func TestEveryKindOfRuleMistake(t *testing.T) {
 	const src = `listen: "8080"
+admin: { auth: { token: short, username: ops } }
 log: { level: loud, format: xml }
 limits:
   request_deadline: 5s
@@ -134,9 +135,15 @@ routes:
         topic: "twilio.{data.status"
 dead_letter: { sink: dlq, topic: "dl.{type}" }
 spool: { sinks: [nope] }
+inspector: { max_events: 100000, max_bytes: 1MiB, max_refusals: -1, redact: [ "" ] }
 `
 	checkProblems(t, src, []wantProblem{
 		{"listen", "listen:", `"8080" is not host:port`},
+		{"admin.auth", "admin:", "set both username and password, or neither"},
+		{"admin.auth.token", "admin:", "must be at least 16 characters"},
+		{"inspector", "inspector:", "max_bytes: must hold max_events slots of 48 B"},
+		{"inspector", "inspector:", "max_refusals: must be at least 1"},
+		{"inspector", "inspector:", "redact: an empty path"},
 		{"log.level", "log:", `"loud" is not one of`},
 		{"log.format", "log:", `"xml" is not one of`},
 		{"no_route", "no_route:", `"ignore" is not one of`},
@@ -173,7 +180,7 @@ spool: { sinks: [nope] }
 	})
 	// The rules are checked only once the shape is right: one shape mistake hides them all.
 	_, err := Parse([]byte(strings.Replace(src, "no_route: ignore", "no_route: ignore\nbogus: 1", 1)), envMap(nil))
-	if es := (Errors)(nil); !errors.As(err, &es) || len(es) != 1 || !strings.Contains(es[0].Error(), "bogus (line 12): unknown field") {
+	if es := (Errors)(nil); !errors.As(err, &es) || len(es) != 1 || !strings.Contains(es[0].Error(), "bogus (line 13): unknown field") {
 		t.Errorf("with a shape mistake too: %v; want only that one", err)
 	}
 }
