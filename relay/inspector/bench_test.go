@@ -93,6 +93,18 @@ func fill(r *Record, evs []relay.EventOutcome) {
 	}
 }
 
+// BenchmarkResourceSID is the largest part of the record's work, alone: the resource SID read from the
+// sample's data. A yardstick: run beside BenchmarkProcessed, the ratio holds however loaded the machine.
+func BenchmarkResourceSID(b *testing.B) {
+	ev := sampleEvents(b, 1)[0].Event
+	b.ReportAllocs()
+	for b.Loop() {
+		if ev.ResourceSID() == "" {
+			b.Fatal("no SID")
+		}
+	}
+}
+
 // BenchmarkProcessedParallel is BenchmarkProcessed on with 1-event bodies from every core at once: the
 // lock shared by the requests in flight.
 func BenchmarkProcessedParallel(b *testing.B) {

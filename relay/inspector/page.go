@@ -5,6 +5,7 @@ import (
 	"embed"
 	"html/template"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -77,7 +78,7 @@ func (s *server) data(r *http.Request) *pageData {
 		d.DeadLetter = newest(dls, 20)
 	}
 	s.mu.Lock()
-	for _, ep := range slices.Sorted(mapKeys(s.tests)) {
+	for _, ep := range slices.Sorted(maps.Keys(s.tests)) {
 		d.SinkTests = append(d.SinkTests, s.tests[ep])
 	}
 	s.mu.Unlock()
@@ -88,16 +89,6 @@ func newest(dls []DeadLetter, n int) []DeadLetter {
 	out := slices.Clone(dls[max(0, len(dls)-n):])
 	slices.Reverse(out)
 	return out
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func (s *server) render(w http.ResponseWriter, status int, d *pageData) {
