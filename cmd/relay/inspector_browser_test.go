@@ -147,8 +147,11 @@ func TestInspectorInBrowser(t *testing.T) {
 
 	// The page: search the id, read the row.
 	row := fmt.Sprintf(`tr.event[data-id="%s"]`, target)
+	// The page before the search lists the event too: wait for the answer's page, whose search box
+	// holds the id as its value attribute (typing sets only the property).
+	answered := fmt.Sprintf(`input#q[value="%s"]`, target)
 	if err := chromedp.Do(ctx, chromedp.Navigate(admin+"/"), chromedp.WaitVisible("#q"), chromedp.SendKeys("#q", target),
-		chromedp.Click("#search"), chromedp.WaitVisible(row)); err != nil {
+		chromedp.Click("#search"), chromedp.WaitVisible(answered), chromedp.WaitVisible(row)); err != nil {
 		t.Fatalf("search on the page: %v", err)
 	}
 	text := mustRun(t, ctx, chromedp.Text(row))
