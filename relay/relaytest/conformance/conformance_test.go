@@ -42,6 +42,7 @@ var mutants = map[string]string{
 	"second-close-panics":   "second Close panicked",
 	"ack-hanging-write":     "to a hanging destination returned nil",
 	"concurrent-writes-err": "goroutine",
+	"wrong-position":        "the sink says it landed at",
 }
 
 func TestCorrectSinkPasses(t *testing.T) {
@@ -175,7 +176,7 @@ func (s *memSink) Write(ctx context.Context, msgs []relay.Message) error {
 		if s.mutant == "drop-acked" && i == len(msgs)-1 {
 			continue
 		}
-		s.store(m)
+		msgs[i].Position = s.store(m)
 		if s.mutant == "duplicate" {
 			s.store(m)
 		}
@@ -191,7 +192,8 @@ func (s *memSink) Write(ctx context.Context, msgs []relay.Message) error {
 	return errs
 }
 
-func (s *memSink) store(m relay.Message) {
+// store keeps m and returns where: its index among the topic's records.
+func (s *memSink) store(m relay.Message) relay.Position {
 	e := m.Event
 	attrs := map[string]string{}
 	for k, v := range map[string]string{"specversion": e.SpecVersion, "id": e.ID, "source": e.Source, "type": e.Type,
@@ -214,7 +216,12 @@ func (s *memSink) store(m relay.Message) {
 	}
 	s.d.mu.Lock()
 	defer s.d.mu.Unlock()
-	s.d.records[m.Topic] = append(s.d.records[m.Topic], conformance.Record{Attributes: attrs, Data: data, Key: key})
+	at := relay.Position{Set: true, Partition: relay.NoPartition, Offset: int64(len(s.d.records[m.Topic]))}
+	s.d.records[m.Topic] = append(s.d.records[m.Topic], conformance.Record{Attributes: attrs, Data: data, Key: key, Position: at})
+	if s.mutant == "wrong-position" {
+		at.Offset++
+	}
+	return at
 }
 
 func (s *memSink) Close(context.Context) error {
