@@ -53,9 +53,15 @@ func (p *Pipeline) deliver(ctx context.Context, b *Batch, owned []*item, rejects
 				}
 			}
 		}
-		if p.late.finish(d.work, first == nil) && first != nil {
+		late := p.late.finish(d.work, first == nil)
+		if late && first != nil {
 			p.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "a write that outlived its request failed: its events are retried",
 				slog.String("endpoint", b.Endpoint), slog.Int("failed", failed), slog.Int("events", len(owned)), slog.Any("error", first))
+		}
+		if late && p.cfg.Settled != nil {
+			for _, it := range owned { // the delivery has ended: nothing writes res any more
+				p.cfg.Settled(it.res)
+			}
 		}
 	}()
 	return d

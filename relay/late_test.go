@@ -303,3 +303,40 @@ func TestLateWriteHoldsOnlyItsOwnEvents(t *testing.T) {
 		t.Fatalf("retry of 2: %+v %v, want a duplicate", out.Counts, err)
 	}
 }
+
+// TestLateWriteIsSettled: the outcome of an event whose write outlived its request is told to Settled
+// once the write lands, delivered, while the request had answered it failed.
+func TestLateWriteIsSettled(t *testing.T) {
+	h := newHeld()
+	settled := make(chan relay.EventOutcome, 1)
+	p, err := relay.NewPipeline(relay.PipelineConfig{
+		Router:     &relay.Router{Routes: []relay.Route{{Name: "all", Targets: []relay.Target{{Sink: "s", Topic: relay.MustParseTemplate("t")}}}}},
+		Sinks:      map[string]relay.Sink{"s": h, "dlq": &relaytest.Sink{}},
+		DeadLetter: relay.DeadLetterTarget{Sink: "dlq", Topic: "dead"},
+		Dedupe:     &relaytest.Deduper{},
+		Backoff:    relay.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond, Multiplier: 2},
+		Settled:    func(o relay.EventOutcome) { settled <- o },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := processWithin(p, 100*time.Millisecond, ev("1", "a.x"))
+	if relay.ErrorCode(err) != relay.EUNAVAILABLE || out.Events[0].Fate != relay.Failed {
+		t.Fatalf("request: %+v %v; want it failed, still being written", out.Events, err)
+	}
+	select {
+	case o := <-settled:
+		t.Fatalf("settled before the write landed: %+v", o)
+	default:
+	}
+	h.open()
+	select {
+	case o := <-settled:
+		if o.Fate != relay.Delivered || o.Event.ID != "1" || len(o.Sinks) != 1 || !o.Sinks[0].Position.Set || o.Sinks[0].Attempts != 1 {
+			t.Fatalf("settled %+v, want delivered where the sink stored it", o)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the late write's outcome was never settled")
+	}
+	waitWrites(t, p)
+}

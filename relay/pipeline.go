@@ -47,6 +47,10 @@ type PipelineConfig struct {
 	// once (DefaultMaxLateWrites when zero). See late.go.
 	AttemptTimeout time.Duration
 	MaxLateWrites  int
+	// Settled, when set, is told the final outcome of each event whose delivery outlived its request
+	// (the request answered it failed, ErrStillWriting): the inspector's record of it. It is called on
+	// the delivery's goroutine once the delivery ends, and must not keep the outcome's slices.
+	Settled func(EventOutcome)
 }
 
 // Pipeline takes the events of a request through dedupe, routing and delivery, and tells the caller

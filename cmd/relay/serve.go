@@ -129,6 +129,10 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 		pcfg.Spool, pcfg.SpoolSinks, pcfg.SpoolReserve = sp, sinks, time.Duration(cfg.Spool.Reserve)
 		metrics.Registry.MustRegister(prometheus.NewSpoolCollector(sp.Stats, sp.Corrupt))
 	}
+	if cfg.Inspector.On() { // told what the receiver sees, and what writes that outlive requests settle
+		r.record = inspector.New(cfg.InspectorConfig())
+		pcfg.Settled = r.record.Settle
+	}
 	pipeline, err := relay.NewPipeline(pcfg)
 	if err != nil {
 		return nil, err
@@ -144,8 +148,7 @@ func NewRelay(cfg *config.Config, log *slog.Logger) (_ *Relay, err error) {
 	}
 	monitor := twilioapi.NewMonitor(64) // test events and refusals, for `relay twilio test`
 	monitors := receiver.Monitors{monitor}
-	if cfg.Inspector.On() {
-		r.record = inspector.New(cfg.InspectorConfig())
+	if r.record != nil {
 		monitors = append(monitors, r.record)
 	}
 	r.server = receiver.New(receiver.Config{

@@ -48,7 +48,12 @@ func (r *Record) Processed(b *relay.Batch, out relay.Outcome, _ error) {
 	for i := range out.Events {
 		o := &out.Events[i]
 		r.countRoutes(o)
-		r.add(at, o.Event.Endpoint, o.Event.Type, o.Fate, ps[i].key, 0, r.entry(o, &ps[i]))
+		var flags uint8
+		if pending(o.Fate) && r.early[ps[i].key] {
+			delete(r.early, ps[i].key)
+			flags = superseded // Settle has already recorded what became of it
+		}
+		r.add(at, o.Event.Endpoint, o.Event.Type, o.Fate, ps[i].key, flags, r.entry(o, &ps[i]))
 	}
 }
 
@@ -97,6 +102,7 @@ func (r *Record) add(at int64, endpoint, typ string, fate relay.Fate, key uint64
 	s.at, s.key, s.fate, s.flags = at, key, fate, flags
 	s.endpoint, s.typ = r.names.number(endpoint), r.names.number(typ)
 	switch {
+	case flags&superseded != 0:
 	case pending(fate):
 		if len(r.pending) < maxPending {
 			r.pending[key] = s.seq
@@ -118,6 +124,10 @@ func (r *Record) Settle(o relay.EventOutcome) {
 	at := time.Now().UnixNano()
 	if old := r.pendingSlot(p.key); old != nil {
 		at, old.flags = old.at, old.flags|superseded
+	} else if len(r.early) < maxPending {
+		// The write landed before the receiver told the record about its request, which it is about to:
+		// that entry (failed, still being written) is older news than this one.
+		r.early[p.key] = true
 	}
 	r.add(at, o.Event.Endpoint, o.Event.Type, o.Fate, p.key, late, r.entry(&o, &p))
 }

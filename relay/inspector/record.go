@@ -125,6 +125,7 @@ type Record struct {
 	scratch  []byte            // the payload being encoded
 	building entry             // the entry being recorded
 	pending  map[uint64]uint64 // key hash → seq of spooled or failed events, for late outcomes
+	early    map[uint64]bool   // keys settled late before the receiver told the record of their request
 	stats    stats
 }
 
@@ -135,7 +136,7 @@ const (
 
 // New returns an empty record bounded by cfg, which has its Defaults and passed Validate.
 func New(cfg Config) *Record {
-	r := &Record{cfg: cfg, seed: maphash.MakeSeed(), nslots: cfg.MaxEvents, pending: map[uint64]uint64{}}
+	r := &Record{cfg: cfg, seed: maphash.MakeSeed(), nslots: cfg.MaxEvents, pending: map[uint64]uint64{}, early: map[uint64]bool{}}
 	r.arena.capacity = max(1, uint64(cfg.MaxBytes-int64(cfg.MaxEvents)*slotSize)/arenaChunk) * arenaChunk
 	r.redact = splitPaths(cfg.Redact)
 	r.stats.init(cfg.MaxRefusals)

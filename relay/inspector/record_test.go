@@ -188,6 +188,14 @@ func TestLateOutcomes(t *testing.T) {
 	if got := r.Events(Query{ID: "EZ2"}); len(got) != 1 || got[0].Outcome != "delivered" || !got[0].Late {
 		t.Fatalf("settled late: %+v", got)
 	}
+
+	// The write lands before the receiver tells the record about the request that answered 503.
+	ev3 := event("EZ3", "SM3")
+	r.Settle(delivered(ev3, 6))
+	process(r, relay.EventOutcome{Event: ev3, Fate: relay.Failed, Err: errors.New("still being written")})
+	if got := r.Events(Query{ID: "EZ3"}); len(got) != 1 || got[0].Outcome != "delivered" || !got[0].Late {
+		t.Fatalf("settled before its request was recorded: %+v", got)
+	}
 }
 
 func TestRefusals(t *testing.T) {
