@@ -166,7 +166,7 @@ func TestInspectorInBrowser(t *testing.T) {
 	if refusals := mustRun(t, ctx, chromedp.Text("#refusals")); !strings.Contains(refusals, "signature_mismatch") || !strings.Contains(refusals, "127.0.0.1") {
 		t.Errorf("refusals on the page: %q, want signature_mismatch from 127.0.0.1", refusals)
 	}
-	noSecrets(t, "the page after a search", mustRun(t, ctx, chromedp.OuterHTML("html")), forgedSig)
+	noSecrets(t, "the page after a search", pageHTML(t, ctx), forgedSig)
 	screenshot(t, ctx, "search-by-id", 1280)
 
 	// By SID: every event about the message, its four statuses and the error log no route took.
@@ -192,7 +192,7 @@ func TestInspectorInBrowser(t *testing.T) {
 	if msg := waitText(t, ctx, "#message", "replayed "); !strings.Contains(msg, "replayed 1 dead letters: 0 events delivered, 1 dead-lettered again") {
 		t.Errorf("replay says %q", msg)
 	}
-	noSecrets(t, "the page after the replay", mustRun(t, ctx, chromedp.OuterHTML("html")), forgedSig)
+	noSecrets(t, "the page after the replay", pageHTML(t, ctx), forgedSig)
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(admin+"/?q="+target),
 		chromedp.WaitVisible(row)); err != nil {
 		t.Fatal(err)
@@ -228,12 +228,25 @@ func mustRun[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 	return v
 }
 
-// waitText waits until the element's text holds want (a new page after a form's POST), and returns it.
+// pageHTML returns the whole document as the browser holds it, read in one evaluation: a query by node
+// fails when the document is replaced meanwhile (a page that finishes loading after a form's POST).
+func pageHTML(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	waitText(t, ctx, "", "complete") // the document has loaded
+	return mustRun(t, ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
+}
+
+// waitText waits until the element's text holds want (a new page after a form's POST), and returns it;
+// with no selector, until the document's readyState does.
 func waitText(t *testing.T, ctx context.Context, sel, want string) string {
 	t.Helper()
 	var text string
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		text, _ = chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector(`+strconv.Quote(sel)+`)||{}).textContent||""`))
+		expr := `(document.querySelector(` + strconv.Quote(sel) + `)||{}).textContent||""`
+		if sel == "" {
+			expr = `document.readyState`
+		}
+		text, _ = chromedp.Run(ctx, chromedp.Evaluate[string](expr))
 		if strings.Contains(text, want) {
 			return text
 		}
