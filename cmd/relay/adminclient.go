@@ -25,11 +25,7 @@ func adminGet(ctx context.Context, c *http.Client, base, path string, v any) err
 	if err != nil {
 		return err
 	}
-	if tok := os.Getenv(envAdminToken); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	} else if u := os.Getenv(envAdminUsername); u != "" {
-		req.SetBasicAuth(u, os.Getenv(envAdminPassword))
-	}
+	setAdminCredentials(req)
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
@@ -46,4 +42,14 @@ func adminGet(ctx context.Context, c *http.Client, base, path string, v any) err
 		return fmt.Errorf("GET %s: %w", req.URL, err)
 	}
 	return nil
+}
+
+// setAdminCredentials puts the environment's admin credentials on req, when set: RELAY_ADMIN_TOKEN as a
+// bearer token, else RELAY_ADMIN_USERNAME and RELAY_ADMIN_PASSWORD as Basic credentials.
+func setAdminCredentials(req *http.Request) {
+	if tok := os.Getenv(envAdminToken); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	} else if u := os.Getenv(envAdminUsername); u != "" {
+		req.SetBasicAuth(u, os.Getenv(envAdminPassword))
+	}
 }

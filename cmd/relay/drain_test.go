@@ -101,3 +101,22 @@ func postDrain(t *testing.T, url string) (int, drainBody) {
 	_ = json.NewDecoder(resp.Body).Decode(&b)
 	return resp.StatusCode, b
 }
+
+// TestDrainNeedsCredentials: with admin.auth on, POST /drain stops intake only with the credentials, which
+// `relay drain` (the chart's preStop hook, in the relay's container) sends from RELAY_ADMIN_TOKEN; without
+// them it is refused and the relay keeps taking events.
+func TestDrainNeedsCredentials(t *testing.T) {
+	k := startKafka(t)
+	h := startRelayWith(t, k, authConfig, map[string]string{"ADMIN_TOKEN": adminToken})
+	t.Setenv(envAdminToken, "")
+	if out, err := drainCommand(t, "-admin", h.relay.AdminAddr, "-timeout", "1s"); err == nil || !strings.HasPrefix(out, "401 ") {
+		t.Fatalf("relay drain without credentials: %v, %q; want 401", err, out)
+	}
+	if r := h.post(event("EZdrain-unauthorized", "com.twilio.messaging.message.sent", "SMdr")); r.Status != 200 {
+		t.Fatalf("after an unauthorized /drain: %d %s, want 200", r.Status, r.Body)
+	}
+	t.Setenv(envAdminToken, adminToken)
+	if out, err := drainCommand(t, "-admin", h.relay.AdminAddr, "-timeout", "1s"); err != nil || !strings.HasPrefix(out, "200 ") {
+		t.Fatalf("relay drain with the token: %v, %q; want 200", err, out)
+	}
+}

@@ -14,10 +14,6 @@ import (
 	"time"
 )
 
-// adminTokenEnv names the variable `relay drain` reads a token for the admin listener from, sent as a
-// bearer token once the admin listener requires one.
-const adminTokenEnv = "RELAY_ADMIN_TOKEN"
-
 // runDrain implements `relay drain`: POST /drain on a running relay's admin listener, the preStop hook of
 // a pod (the image has no shell, so the hook runs the relay's own binary). It waits for the answer and
 // fails unless the relay answers 200 "drained".
@@ -45,9 +41,7 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
-	if tok := os.Getenv(adminTokenEnv); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
+	setAdminCredentials(req) // the relay's own environment, in the chart's preStop hook
 	// The relay answers after delay, the end of the requests in flight (shutdown_timeout at most) and the
 	// spool's wait: allow for all three.
 	client := &http.Client{Timeout: *delay + *timeout + time.Minute}

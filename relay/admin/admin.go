@@ -14,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,22 +84,24 @@ func New(cfg Config) *Handler {
 	}
 	h.handler = cfg.Hosts.Check(h.handler)
 	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	m := methods{h.mux, map[string][]string{}}
+	m.handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	h.mux.HandleFunc("GET /readyz", h.ready)
+	}))
+	m.handle("GET /readyz", http.HandlerFunc(h.ready))
 	if cfg.Spool != nil {
-		h.mux.HandleFunc("GET /spool", func(w http.ResponseWriter, _ *http.Request) {
+		m.handle("GET /spool", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]any{"sinks": cfg.Spool()})
-		})
+		}))
 	}
 	if cfg.Registry != nil {
-		h.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
+		m.handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
 	}
 	for pattern, handler := range cfg.Handlers {
-		h.mux.Handle(pattern, handler)
+		m.handle(pattern, handler)
 	}
 	if cfg.Root != nil {
+		m.notAllowed()
 		h.mux.Handle("/", cfg.Root)
 	}
 	if cfg.Pprof {
@@ -108,6 +112,35 @@ func New(cfg Config) *Handler {
 		h.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return h
+}
+
+// methods registers patterns on a mux and remembers each path's methods. Root, registered for "/" and
+// every method, would otherwise answer another method on such a path (GET /drain) with its own 404
+// where the mux alone answers 405.
+type methods struct {
+	mux    *http.ServeMux
+	byPath map[string][]string
+}
+
+func (m methods) handle(pattern string, handler http.Handler) {
+	m.mux.Handle(pattern, handler)
+	if method, path, ok := strings.Cut(pattern, " "); ok {
+		m.byPath[path] = append(m.byPath[path], method)
+	}
+}
+
+// notAllowed answers 405, with Allow, every other method on the paths registered with methods.
+func (m methods) notAllowed() {
+	for path, ms := range m.byPath {
+		if slices.Contains(ms, http.MethodGet) {
+			ms = append(ms, http.MethodHead)
+		}
+		allow := strings.Join(ms, ", ")
+		m.mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Allow", allow)
+			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		})
+	}
 }
 
 // ServeHTTP implements http.Handler: the Host check, then the credentials (Auth), then the endpoints.

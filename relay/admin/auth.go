@@ -15,9 +15,10 @@ type Auth struct {
 	Username, Password string
 }
 
-// open are the paths served without credentials: the kubelet's probes carry none, and neither does the
-// chart's preStop hook (GET /drain): an httpGet handler cannot read a Secret.
-var open = map[string]bool{"/healthz": true, "/readyz": true, "/drain": true}
+// open are the paths served without credentials: the kubelet's probes carry none. POST /drain is not:
+// it stops intake, and its client (`relay drain`, the chart's preStop hook, run in the relay's own
+// container) sends the credentials of the relay's environment.
+var open = map[string]bool{"/healthz": true, "/readyz": true}
 
 // require wraps next so that every request but the open paths carries the credentials; the others are
 // answered 401 with a Basic challenge (a browser then asks for them).

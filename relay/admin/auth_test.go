@@ -8,14 +8,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// TestAuth: with credentials set, every path but the probes needs them, by bearer token or Basic (the
-// token as the password, or the user and password); without them nothing does.
+// TestAuth: with credentials set, every path but the probes needs them (POST /drain too), by bearer token
+// or Basic (the token as the password, or the user and password); without them nothing does. The Host
+// check comes first: a name not allowed gets 421 and no Basic challenge, whatever the credentials.
 func TestAuth(t *testing.T) {
 	root := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
 	h := New(Config{Registry: prometheus.NewRegistry(), Spool: nil, Root: root, Pprof: true,
 		Auth: &Auth{Token: "0123456789abcdef0123", Username: "ops", Password: "s3cret-pass"}})
 	do := func(path string, set func(*http.Request)) int {
-		req := httptest.NewRequest(http.MethodGet, path, nil)
+		method := http.MethodGet
+		if path == "/drain" {
+			method = http.MethodPost
+		}
+		req := httptest.NewRequest(method, path, nil)
+		req.Host = "127.0.0.1:9090"
 		if set != nil {
 			set(req)
 		}
@@ -30,12 +36,12 @@ func TestAuth(t *testing.T) {
 		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
 	}
 	basic := func(u, p string) func(*http.Request) { return func(r *http.Request) { r.SetBasicAuth(u, p) } }
-	for _, path := range []string{"/healthz", "/readyz", "/drain"} {
+	for _, path := range []string{"/healthz", "/readyz"} {
 		if code := do(path, nil); code == http.StatusUnauthorized {
 			t.Errorf("%s needs credentials: the kubelet's probes have none", path)
 		}
 	}
-	for _, path := range []string{"/metrics", "/", "/api/events", "/debug/pprof/", "/anything"} {
+	for _, path := range []string{"/metrics", "/", "/api/events", "/debug/pprof/", "/anything", "/drain"} {
 		if code := do(path, nil); code != http.StatusUnauthorized {
 			t.Errorf("%s without credentials: %d", path, code)
 		}
@@ -58,9 +64,29 @@ func TestAuth(t *testing.T) {
 	if code := do("/", bearer("0123456789abcdef0123")); code != http.StatusTeapot {
 		t.Errorf("/ is Root's: %d", code)
 	}
+	rebound := func(r *http.Request) { r.Host = "attacker.example:9090" }
+	for _, path := range []string{"/", "/healthz"} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		bearer("0123456789abcdef0123")(req)
+		rebound(req)
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusMisdirectedRequest || rec.Header().Get("WWW-Authenticate") != "" {
+			t.Errorf("%s from a rebound name, with the token: %d %q, want 421 without a challenge", path, rec.Code, rec.Header().Get("WWW-Authenticate"))
+		}
+		rec = httptest.NewRecorder()
+		req = httptest.NewRequest(http.MethodGet, path, nil)
+		rebound(req)
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusMisdirectedRequest || rec.Header().Get("WWW-Authenticate") != "" {
+			t.Errorf("%s from a rebound name, no credentials: %d %q, want 421 without a challenge", path, rec.Code, rec.Header().Get("WWW-Authenticate"))
+		}
+	}
 	open := New(Config{Registry: prometheus.NewRegistry()})
 	rec := httptest.NewRecorder()
-	open.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Host = "localhost:9090"
+	open.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
 		t.Errorf("/metrics without auth configured: %d", rec.Code)
 	}
