@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaykit/twilio-relay/relay/inspector"
 	"github.com/relaykit/twilio-relay/relay/relaytest/eventsapi"
 	"github.com/relaykit/twilio-relay/relay/twilioapi"
 )
@@ -81,5 +83,56 @@ func TestInspectorSinkTest(t *testing.T) {
 	if shown := strings.ReplaceAll(body, e2eAccount, "AC…"); strings.Contains(shown, e2eToken) {
 		i := strings.Index(shown, e2eToken)
 		t.Fatalf("the page shows the account's auth token: …%s…", shown[max(0, i-300):min(len(shown), i+100)])
+	}
+}
+
+// TestInspectorLateOutcome: an event answered 200 while Kafka was down sits in the spool, and the record
+// says so; once Kafka is back and the spool's drainer has delivered it, the same query says delivered,
+// late, at the partition and offset Kafka holds it at, with its time of arrival kept.
+func TestInspectorLateOutcome(t *testing.T) {
+	k := startKafka(t)
+	h := startRelay(t, k, map[string]string{"SPOOL_DIR": t.TempDir(), "SPOOL_SINKS": "kafka", "DEADLINE": "1500ms"})
+	admin := "http://" + h.relay.AdminAddr
+	const id = "EZlate00000000000000000000000001"
+	query := func() inspector.Event {
+		t.Helper()
+		var body struct{ Events []inspector.Event }
+		if err := adminGet(t.Context(), http.DefaultClient, admin, "/api/events?id="+id, &body); err != nil {
+			t.Fatal(err)
+		}
+		if len(body.Events) != 1 {
+			t.Fatalf("/api/events?id=%s: %d events, want 1 (the latest word on it)", id, len(body.Events))
+		}
+		return body.Events[0]
+	}
+	k.Stop(t)
+	if r := h.post(event(id, "com.twilio.messaging.message.sent", "SMlate")); r.Status != http.StatusOK {
+		t.Fatalf("post during the outage: %d %s, want 200 (spooled)", r.Status, r.Body)
+	}
+	before := query()
+	if before.Outcome != "spooled" || before.Late || len(before.Sinks) != 1 || !before.Sinks[0].Spooled {
+		t.Fatalf("during the outage: %+v, want spooled", before)
+	}
+	k.Restart(t)
+	var after inspector.Event
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if after = query(); after.Late || time.Now().After(deadline) {
+			break
+		}
+	}
+	rec := recordOf(t, readTopic(t, k.Addr(), "twilio.messaging"), id)
+	where := fmt.Sprintf("partition %d offset %d", rec.Partition, rec.Offset)
+	if after.Outcome != "delivered" || !after.Late || len(after.Sinks) != 1 || after.Sinks[0].Spooled ||
+		after.Sinks[0].At == nil || after.Sinks[0].At.Text != where || !after.ReceivedAt.Equal(before.ReceivedAt) {
+		t.Fatalf("after the spool drained: %+v (at %+v), want delivered late at %s, received at %v", after, after.Sinks, where, before.ReceivedAt)
+	}
+	resp, err := http.Get(admin + "/?q=" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if row := string(page); !strings.Contains(row, `data-id="`+id+`"`) || !strings.Contains(row, `class="late"`) || !strings.Contains(row, where) {
+		t.Errorf("the page's search for %s does not show it late at %s:\n%s", id, where, row)
 	}
 }

@@ -54,7 +54,7 @@ func TestTraceSeveralRelays(t *testing.T) {
 	if err != nil {
 		t.Fatalf("relay trace %s: %v\n%s", sid, err, stderr)
 	}
-	t.Logf("relay trace -admin %s %s:\n%s", admins, sid, out)
+	t.Logf("relay trace -admin %s %s:\n%s%s", admins, sid, stderr, out)
 	for id, relayAddr := range map[string]string{idA: a.relay.AdminAddr, idB: b.relay.AdminAddr} {
 		rec := recordOf(t, recs, id)
 		where := fmt.Sprintf("partition %d offset %d", rec.Partition, rec.Offset)
