@@ -91,3 +91,30 @@ func TestAuth(t *testing.T) {
 		t.Errorf("/metrics without auth configured: %d", rec.Code)
 	}
 }
+
+// TestRootKeeps405: with Root serving every other path, a path registered for one method still answers
+// another with 405 and Allow (GET /drain must not reach the inspector's 404), and Root still gets the
+// paths no one else has.
+func TestRootKeeps405(t *testing.T) {
+	root := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	h := New(Config{Registry: prometheus.NewRegistry(), Root: root, Handlers: map[string]http.Handler{"POST /drain": noop}})
+	for _, tt := range []struct {
+		method, path string
+		code         int
+		allow        string
+	}{
+		{http.MethodGet, "/drain", http.StatusMethodNotAllowed, "POST"},
+		{http.MethodPost, "/metrics", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{http.MethodPost, "/drain", http.StatusOK, ""},
+		{http.MethodGet, "/api/events", http.StatusTeapot, ""},
+	} {
+		req := httptest.NewRequest(tt.method, tt.path, nil)
+		req.Host = "127.0.0.1"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tt.code || rec.Header().Get("Allow") != tt.allow {
+			t.Errorf("%s %s: %d Allow %q, want %d Allow %q", tt.method, tt.path, rec.Code, rec.Header().Get("Allow"), tt.code, tt.allow)
+		}
+	}
+}
