@@ -83,7 +83,7 @@ func TestLoadShippedConfig(t *testing.T) {
 		{"kafka.acks", c.Sinks[0].Kafka.Acks, "all"},
 		{"kafka.mode", c.Sinks[0].Kafka.Mode, "binary"},
 		{"kafka.compression", c.Sinks[0].Kafka.Compression, "none"},
-		{"kafka.batch_timeout", time.Duration(c.Sinks[0].Kafka.BatchTimeout), time.Millisecond},
+		{"kafka.batch_timeout (default)", time.Duration(c.Sinks[0].Kafka.BatchTimeout), time.Duration(0)},
 		{"kafka.client_id (default)", c.Sinks[0].Kafka.ClientID, "twilio-relay"},
 		{"kafka.allow_auto_topic_creation", c.Sinks[0].Kafka.AllowAutoTopicCreation, false},
 		{"kafka.sasl.mechanism", c.Sinks[0].Kafka.SASL.Mechanism, ""},
@@ -261,7 +261,7 @@ func TestDefaults(t *testing.T) {
 		{"kafka.acks", k.Acks, "all"},
 		{"kafka.mode", k.Mode, "binary"},
 		{"kafka.compression", k.Compression, "none"},
-		{"kafka.batch_timeout", time.Duration(k.BatchTimeout), time.Millisecond},
+		{"kafka.batch_timeout", time.Duration(k.BatchTimeout), time.Duration(0)},
 		{"kafka.batch_size", k.BatchSize, 1000},
 		{"kafka.max_message_bytes", k.MaxMessageBytes, relay.ByteSize(1 << 20)},
 		{"kafka.write_timeout", time.Duration(k.WriteTimeout), 5 * time.Second},
@@ -300,7 +300,7 @@ endpoints:`,
       acks: one
       mode: structured
       compression: gzip
-      batch_timeout: 0s
+      batch_timeout: 5ms
       batch_size: 5`)
 	c, err := Parse([]byte(src), envMap(nil))
 	if err != nil {
@@ -333,8 +333,7 @@ endpoints:`,
 		{"kafka.acks", k.Acks, "one"},
 		{"kafka.mode", k.Mode, "structured"},
 		{"kafka.compression", k.Compression, "gzip"},
-		// 0s is the zero value, so the default applies: an explicit 0 cannot be written.
-		{"kafka.batch_timeout", time.Duration(k.BatchTimeout), time.Millisecond},
+		{"kafka.batch_timeout", time.Duration(k.BatchTimeout), 5 * time.Millisecond},
 		{"kafka.batch_size", k.BatchSize, 5},
 	}
 	for _, ch := range checks {

@@ -29,9 +29,12 @@ type Config struct {
 	Mode string `yaml:"mode"`
 	// Compression is "none" (default), "gzip", "snappy", "lz4" or "zstd".
 	Compression string `yaml:"compression"`
-	// BatchTimeout bounds how long a write waits for other writes to share its batch; see docs/kafka.md.
+	// BatchTimeout is how long an idle partition waits for more messages before it sends (0, the
+	// default: at once; messages that arrive while a request is in flight go in the next); see
+	// docs/kafka.md.
 	BatchTimeout relay.Duration `yaml:"batch_timeout"`
-	BatchSize    int            `yaml:"batch_size"`
+	// BatchSize is the most messages in one produce request.
+	BatchSize int `yaml:"batch_size"`
 	// MaxMessageBytes is the largest message the sink sends; a larger one is dead-lettered.
 	MaxMessageBytes relay.ByteSize `yaml:"max_message_bytes"`
 	WriteTimeout    relay.Duration `yaml:"write_timeout"`
@@ -71,9 +74,6 @@ func (c Config) Defaults() Config {
 	def(&c.Acks, "all")
 	def(&c.Mode, "binary")
 	def(&c.Compression, "none")
-	if c.BatchTimeout == 0 {
-		c.BatchTimeout = relay.Duration(time.Millisecond)
-	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 1000
 	}
@@ -114,7 +114,7 @@ func (c Config) Validate() []error {
 		bad("compression", "%v", err)
 	}
 	if c.BatchTimeout < 0 || time.Duration(c.BatchTimeout) > time.Second {
-		bad("batch_timeout", "%s is outside 0..1s (every synchronous write waits up to this long)", time.Duration(c.BatchTimeout))
+		bad("batch_timeout", "%s is outside 0..1s (a write to an idle partition waits up to this long)", time.Duration(c.BatchTimeout))
 	}
 	if c.BatchSize < 1 {
 		bad("batch_size", "must be at least 1")

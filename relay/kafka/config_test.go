@@ -24,8 +24,7 @@ func TestConfigDefaults(t *testing.T) {
 		Acks:            "all",
 		Mode:            "binary",
 		Compression:     "none",
-		BatchTimeout:    relay.Duration(time.Millisecond),
-		BatchSize:       1000,
+		BatchSize:       1000, // BatchTimeout 0: an idle partition sends at once
 		MaxMessageBytes: 1 << 20,
 		WriteTimeout:    relay.Duration(5 * time.Second),
 		DialTimeout:     relay.Duration(3 * time.Second),

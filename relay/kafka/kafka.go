@@ -7,27 +7,47 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/relaykit/twilio-relay/relay"
 	kafkago "github.com/segmentio/kafka-go"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 )
 
 // Sink writes relay messages to Kafka. It is safe for concurrent use.
 type Sink struct {
 	name       string
-	w          *kafkago.Writer
-	single     *kafkago.Writer // batches of one message: finds the one a refused batch was refused for
+	log        *slog.Logger
 	transport  *kafkago.Transport
-	client     *kafkago.Client
+	client     *kafkago.Client // produce requests: its timeout is the write timeout
+	meta       *kafkago.Client // Ping: its timeout is the dial timeout
 	brokers    []string
 	structured bool
 	maxBytes   int64
+	batchSize  int
+	linger     time.Duration
+	acks       kafkago.RequiredAcks
+	codec      kafkago.Compression
 	autoCreate bool
 	dial       dialConfig // for Check's own connections
+	// Kafka's default partitioner: the same key lands on the same partition as with Java clients; a
+	// message without a key goes to a random partition.
+	balancer kafkago.Murmur2Balancer
+	stats    stats
+
+	mu      sync.RWMutex // Write holds it shared while it queues, Close exclusively to set closed
+	closed  bool
+	closing chan struct{} // closed by Close: lanes stop lingering
+	running sync.WaitGroup
+	lanes   sync.Map // laneKey -> *lane
+
+	lastRefresh atomic.Int64 // unix nanoseconds of the last forced metadata refresh
 }
 
 var (
@@ -62,194 +82,271 @@ func New(name string, cfg Config, logger *slog.Logger) (*Sink, error) {
 		SASL:        mech,
 		MetadataTTL: 10 * time.Second,
 	}
-	brokers := cfg.Brokers
-	log := logger.With(slog.String("sink", name))
-	newWriter := func(batchSize int) *kafkago.Writer {
-		return &kafkago.Writer{
-			Addr: kafkago.TCP(brokers...),
-			// Kafka's default partitioner: the same key lands on the same partition as with Java clients.
-			Balancer:     &kafkago.Murmur2Balancer{},
-			RequiredAcks: acks,
-			Compression:  codec,
-			BatchTimeout: time.Duration(cfg.BatchTimeout),
-			BatchSize:    batchSize,
-			BatchBytes:   int64(cfg.MaxMessageBytes),
-			WriteTimeout: time.Duration(cfg.WriteTimeout),
-			ReadTimeout:  time.Duration(cfg.WriteTimeout),
-			// One attempt per call: the pipeline retries with its own backoff inside the request deadline,
-			// so a batch the caller gave up on is not retried behind its back for long.
-			MaxAttempts:            1,
-			AllowAutoTopicCreation: cfg.AllowAutoTopicCreation,
-			Transport:              transport,
-			// Each failed attempt: debug only, since the pipeline logs every request that fails for good.
-			ErrorLogger: kafkago.LoggerFunc(func(msg string, args ...any) {
-				log.Debug("kafka writer: " + fmt.Sprintf(msg, args...))
-			}),
-			Completion: landed,
-		}
-	}
-	w := newWriter(cfg.BatchSize)
-
+	addr := kafkago.TCP(cfg.Brokers...)
 	return &Sink{
 		name:       name,
-		w:          w,
-		single:     newWriter(1),
+		log:        logger.With(slog.String("sink", name)),
 		transport:  transport,
-		client:     &kafkago.Client{Addr: w.Addr, Transport: transport, Timeout: time.Duration(cfg.DialTimeout)},
-		brokers:    brokers,
+		client:     &kafkago.Client{Addr: addr, Transport: transport, Timeout: time.Duration(cfg.WriteTimeout)},
+		meta:       &kafkago.Client{Addr: addr, Transport: transport, Timeout: time.Duration(cfg.DialTimeout)},
+		brokers:    cfg.Brokers,
 		structured: cfg.Mode == "structured",
 		maxBytes:   int64(cfg.MaxMessageBytes),
+		batchSize:  cfg.BatchSize,
+		linger:     time.Duration(cfg.BatchTimeout),
+		acks:       acks,
+		codec:      codec,
 		autoCreate: cfg.AllowAutoTopicCreation,
 		dial: dialConfig{timeout: time.Duration(cfg.DialTimeout), clientID: cfg.ClientID, tls: tlsCfg, sasl: mech,
 			mechanism: cfg.SASL.Mechanism, username: cfg.SASL.Username},
+		closing: make(chan struct{}),
 	}, nil
 }
 
 // topicName is what Kafka accepts as a topic name.
 var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 
-// Write writes msgs and waits for the acknowledgements. Messages to different topics are written
-// concurrently and fail independently, so that a missing topic holds up only its own messages. A message
-// that can never be written (invalid topic name, over max_message_bytes, refused by the broker as too
-// large or invalid) fails with a permanent error.
+// Write writes msgs and waits for the acknowledgements. The messages for one partition go in one
+// produce request (with those of concurrent writes, when they queue behind a request in flight), and the
+// partitions are written concurrently and fail independently, so that a missing topic holds up only its
+// own messages. A message that can never be written (invalid topic name, over max_message_bytes, refused
+// by the broker as too large or invalid) fails with a permanent error.
 func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
-	errs := make(relay.WriteErrors, len(msgs))
-	byTopic := make(map[string][]int, 1)
+	c := &call{s: s, ctx: ctx, errs: make(relay.WriteErrors, len(msgs)), done: make(chan struct{})}
 	kms := make([]kafkago.Message, len(msgs))
+	ok := make([]bool, len(msgs))
+	var topics []string // in order of first appearance
 	for i, m := range msgs {
 		if !topicName.MatchString(m.Topic) || m.Topic == "." || m.Topic == ".." {
-			errs[i] = relay.Permanent(fmt.Errorf("invalid Kafka topic name %q", m.Topic))
+			c.errs[i] = relay.Permanent(fmt.Errorf("invalid Kafka topic name %q", m.Topic))
 			continue
 		}
 		km, err := Encode(m, s.structured)
 		if err != nil {
-			errs[i] = relay.Permanent(fmt.Errorf("encode: %w", err))
+			c.errs[i] = relay.Permanent(fmt.Errorf("encode: %w", err))
 			continue
 		}
 		if n := size(&km); n > s.maxBytes {
-			errs[i] = relay.Permanent(fmt.Errorf("message of about %d bytes is over max_message_bytes %d", n, s.maxBytes))
+			c.errs[i] = relay.Permanent(fmt.Errorf("message of about %d bytes is over max_message_bytes %d", n, s.maxBytes))
 			continue
 		}
-		kms[i] = km
-		byTopic[m.Topic] = append(byTopic[m.Topic], i)
-	}
-	if len(byTopic) == 1 {
-		for _, idx := range byTopic {
-			s.writeTopic(ctx, msgs, kms, idx, errs)
+		kms[i], ok[i] = km, true
+		if !slices.Contains(topics, m.Topic) {
+			topics = append(topics, m.Topic)
 		}
-	} else {
-		var wg sync.WaitGroup
-		for _, idx := range byTopic {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.writeTopic(ctx, msgs, kms, idx, errs) // each goroutine writes only its own indexes
-			}()
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		for i := range msgs {
+			if ok[i] {
+				c.errs[i] = s.classify(msgs[i].Topic, io.ErrClosedPipe)
+			}
 		}
-		wg.Wait()
+		return c.result()
 	}
-	if errs.Count() == 0 {
-		return nil
-	}
-	return errs
-}
-
-// writeTopic writes the messages at idx (all to one topic), records each one's outcome in errs and, for
-// those acknowledged, its partition and offset in msgs.
-func (s *Sink) writeTopic(ctx context.Context, msgs []relay.Message, kms []kafkago.Message, idx []int, errs relay.WriteErrors) {
-	batch := make([]kafkago.Message, len(idx))
-	at := make([]relay.Position, len(idx)) // filled in by landed
-	for j, i := range idx {
-		batch[j] = kms[i]
-		batch[j].WriterData = &at[j]
-	}
-	err := s.w.WriteMessages(ctx, batch...)
-	if ctx.Err() == nil { // WriteMessages waited for every batch, so landed has run for each
-		defer func() {
-			for j, i := range idx {
-				if errs[i] == nil {
-					msgs[i].Position = at[j]
+	var starts []*lane
+	for _, topic := range topics {
+		chunks, err := s.chunks(ctx, c, topic, kms, ok)
+		if err != nil {
+			for i := range kms {
+				if ok[i] && kms[i].Topic == topic {
+					c.errs[i] = s.classify(topic, err)
 				}
 			}
-		}()
-	}
-	if err == nil {
-		return
-	}
-	var we kafkago.WriteErrors
-	perMessage := errors.As(err, &we) && len(we) == len(batch)
-	for j, i := range idx {
-		e := err
-		if perMessage {
-			e = we[j]
+			continue
 		}
-		if tooLarge(e) {
-			// kafka-go puts the messages of one partition in one record batch, across concurrent
-			// calls, and the broker refuses the whole batch: write this one alone to learn whether it
-			// is the one that does not fit.
-			e = s.single.WriteMessages(ctx, batch[j])
-			if one, ok := e.(kafkago.WriteErrors); ok && len(one) == 1 {
-				e = one[0]
+		for _, lc := range chunks {
+			c.left += len(lc.chunks)
+			if lc.lane.enqueue(lc.chunks, s.batchSize) {
+				starts = append(starts, lc.lane)
 			}
 		}
-		errs[i] = s.classify(kms[i].Topic, e)
 	}
+	for _, l := range starts {
+		s.running.Add(1)
+		go s.send(l)
+	}
+	s.mu.RUnlock()
+	return c.wait(msgs)
 }
 
-// landed is the writers' Completion: kafka-go calls it once per produce request, before WriteMessages
-// returns (unless ctx ended first), with the partition and offset the broker gave each message. The
-// messages of one request may come from several Writes; each carries its own *relay.Position.
-func landed(msgs []kafkago.Message, err error) {
+// laneChunks are the chunks of one call for one lane.
+type laneChunks struct {
+	lane   *lane
+	chunks []*chunk
+}
+
+// chunks sorts the messages of kms to topic (those marked ok) by partition, and cuts each partition's
+// run into chunks that fit a produce request.
+func (s *Sink) chunks(ctx context.Context, c *call, topic string, kms []kafkago.Message, ok []bool) ([]laneChunks, error) {
+	n, err := s.partitions(ctx, topic)
 	if err != nil {
-		return
+		s.refresh(err)
+		return nil, err
 	}
-	for i := range msgs {
-		if at, ok := msgs[i].WriterData.(*relay.Position); ok {
-			*at = relay.Position{Set: true, Partition: int32(msgs[i].Partition), Offset: msgs[i].Offset}
+	ids := partitionIDs(n)
+	part := make([]int, len(kms))
+	count := make([]int, n+1)
+	for i := range kms {
+		if ok[i] && kms[i].Topic == topic {
+			part[i] = s.balancer.Balance(kafkago.Message{Key: kms[i].Key}, ids...)
+			count[part[i]+1]++
 		}
 	}
+	for p := 1; p <= n; p++ { // count[p] is now where partition p's run starts
+		count[p] += count[p-1]
+	}
+	total := count[n]
+	sorted := make([]kafkago.Message, total)
+	idx := make([]int, total)
+	next := slices.Clone(count[:n])
+	for i := range kms {
+		if ok[i] && kms[i].Topic == topic {
+			p := part[i]
+			sorted[next[p]], idx[next[p]] = kms[i], i
+			next[p]++
+		}
+	}
+	var out []laneChunks
+	for p := range n {
+		lo, hi := count[p], count[p+1]
+		if lo == hi {
+			continue
+		}
+		lc := laneChunks{lane: s.lane(laneKey{topic, p})}
+		for lo < hi { // cut where batch_size or max_message_bytes says
+			ch := &chunk{c: c}
+			end := lo
+			for end < hi && end-lo < s.batchSize {
+				b := size(&sorted[end])
+				if end > lo && ch.bytes+b > s.maxBytes {
+					break
+				}
+				ch.bytes += b
+				end++
+			}
+			ch.msgs, ch.idx = sorted[lo:end:end], idx[lo:end:end]
+			for _, i := range ch.idx {
+				c.errs[i] = errUnanswered
+			}
+			lc.chunks = append(lc.chunks, ch)
+			lo = end
+		}
+		out = append(out, lc)
+	}
+	return out, nil
 }
 
-func tooLarge(err error) bool {
-	var kerr kafkago.Error
-	return errors.As(err, &kerr) && kerr == kafkago.MessageSizeTooLarge
+// lane returns the lane of a partition, making it on first use.
+func (s *Sink) lane(k laneKey) *lane {
+	if l, ok := s.lanes.Load(k); ok {
+		return l.(*lane)
+	}
+	l, _ := s.lanes.LoadOrStore(k, &lane{key: k, full: make(chan struct{}, 1)})
+	return l.(*lane)
 }
 
-// classify wraps err with the operation, by the Kafka error code it carries: permanent for what no
-// retry can mend (the message is at fault: dead-lettered), misconfigured for a refusal that lasts until
-// someone acts (no retry within the request, no dead letter: the request is answered 503 at once and
-// Twilio keeps the event), else transient. A missing topic is a misconfiguration unless the sink may
-// create topics: then the first writes see it missing until the broker has created it, and retry.
-func (s *Sink) classify(topic string, err error) error {
-	if err == nil {
+// partitions returns how many partitions topic has, from the transport's cached metadata (which asks the
+// cluster, and creates the topic when allowed, when it does not know the topic).
+func (s *Sink) partitions(ctx context.Context, topic string) (int, error) {
+	r, err := s.transport.RoundTrip(ctx, s.client.Addr, &metadataAPI.Request{TopicNames: []string{topic}, AllowAutoTopicCreation: s.autoCreate})
+	if err != nil {
+		return 0, err
+	}
+	for _, t := range r.(*metadataAPI.Response).Topics {
+		if t.Name == topic {
+			if t.ErrorCode != 0 {
+				return 0, kafkago.Error(t.ErrorCode)
+			}
+			if len(t.Partitions) == 0 {
+				return 0, kafkago.UnknownTopicOrPartition
+			}
+			return len(t.Partitions), nil
+		}
+	}
+	return 0, kafkago.UnknownTopicOrPartition
+}
+
+// partitionIDs returns 0..n-1, shared: the balancer wants the partitions as a list.
+func partitionIDs(n int) []int {
+	if n <= len(firstPartitions) {
+		return firstPartitions[:n]
+	}
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = i
+	}
+	return ids
+}
+
+var firstPartitions = func() []int {
+	ids := make([]int, 256)
+	for i := range ids {
+		ids[i] = i
+	}
+	return ids
+}()
+
+// refresh makes the next request fetch the cluster's metadata anew when err says the cached layout is
+// stale, at most twice a second. kafka-go's transport only refreshes on a timer; dropping its connection
+// pools is the one way to make it forget (requests in flight finish on their connections).
+func (s *Sink) refresh(err error) {
+	if !staleLayout(err) {
+		return
+	}
+	now, last := time.Now().UnixNano(), s.lastRefresh.Load()
+	if now-last < int64(refreshEvery) || !s.lastRefresh.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Debug("kafka metadata refresh", "cause", err)
+	s.transport.CloseIdleConnections()
+}
+
+const refreshEvery = 500 * time.Millisecond
+
+// errUnanswered marks, in a call's errors, a message queued and not yet answered.
+var errUnanswered = errors.New("not answered")
+
+// wait waits for every chunk of the call, or for its context, and returns the call's result. When the
+// context ends first, each message not yet answered fails with its error (it is still queued or in
+// flight, and may yet be written).
+func (c *call) wait(msgs []relay.Message) error {
+	c.mu.Lock()
+	pending := c.left > 0
+	c.mu.Unlock()
+	if pending {
+		select {
+		case <-c.done:
+		case <-c.ctx.Done():
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.left > 0 {
+		c.gone = true
+		for i, err := range c.errs {
+			if err == errUnanswered {
+				c.errs[i] = c.s.classify(msgs[i].Topic, c.ctx.Err())
+			}
+		}
+	}
+	return c.result()
+}
+
+// result is the call's errors as Write returns them: nil when every message was acknowledged.
+func (c *call) result() error {
+	if c.errs.Count() == 0 {
 		return nil
 	}
-	wrapped := fmt.Errorf("write %s: %w", topic, err) // the pipeline adds the sink's name
-	var kerr kafkago.Error
-	if errors.As(err, &kerr) {
-		switch kerr {
-		case kafkago.MessageSizeTooLarge, kafkago.InvalidTopic, kafkago.InvalidRecord:
-			return relay.Permanent(wrapped)
-		case kafkago.TopicAuthorizationFailed, kafkago.ClusterAuthorizationFailed,
-			kafkago.SASLAuthenticationFailed, kafkago.UnsupportedSASLMechanism, kafkago.IllegalSASLState:
-			return relay.Misconfigured(wrapped)
-		case kafkago.UnknownTopicOrPartition:
-			if !s.autoCreate {
-				return relay.Misconfigured(wrapped)
-			}
-		}
-	}
-	if relay.IsPermanent(err) {
-		return relay.Permanent(wrapped)
-	}
-	return wrapped
+	return c.errs
 }
 
 // Ping asks a broker for its API versions: a cheap proof that the cluster answers.
 func (s *Sink) Ping(ctx context.Context) error {
 	var last error
 	for _, b := range s.brokers {
-		_, err := s.client.ApiVersions(ctx, &kafkago.ApiVersionsRequest{Addr: kafkago.TCP(b)})
+		_, err := s.meta.ApiVersions(ctx, &kafkago.ApiVersionsRequest{Addr: kafkago.TCP(b)})
 		if err == nil {
 			return nil
 		}
@@ -258,21 +355,25 @@ func (s *Sink) Ping(ctx context.Context) error {
 	return fmt.Errorf("kafka %s: no broker answered: %w", s.name, last)
 }
 
-// Stats returns the writer's statistics since the last call.
-func (s *Sink) Stats() kafkago.WriterStats { return s.w.Stats() }
-
-// Close flushes pending writes and closes the writer. ctx bounds the wait.
+// Close stops new writes (they fail with io.ErrClosedPipe), sends what is queued at once (no more
+// batch_timeout), waits for every produce request to be answered, and closes the connections. ctx bounds
+// the wait.
 func (s *Sink) Close(ctx context.Context) error {
-	done := make(chan error, 1)
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.closing)
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
 	go func() {
-		err := errors.Join(s.w.Close(), s.single.Close())
-		// The writers close only transports they made; this one is the sink's.
+		s.running.Wait()
 		s.transport.CloseIdleConnections()
-		done <- err
+		close(done)
 	}()
 	select {
-	case err := <-done:
-		return err
+	case <-done:
+		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("kafka %s: close: %w", s.name, ctx.Err())
 	}

@@ -2,29 +2,54 @@ package kafka
 
 import (
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Collector exports the kafka-go writer statistics of sinks as Prometheus metrics. kafka-go resets its
-// counters on every Stats call, so the collector accumulates them.
+// stats counts a sink's produce requests. The counters only grow; the collector derives the averages
+// since its last scrape from their differences.
+type stats struct {
+	writes, messages, bytes, errors, nanos atomic.Int64
+}
+
+// observe counts one produce request of n messages (about nbytes) that took d and ended with err.
+func (st *stats) observe(n int, nbytes int64, d time.Duration, err error) {
+	st.writes.Add(1)
+	st.messages.Add(int64(n))
+	st.bytes.Add(nbytes)
+	st.nanos.Add(int64(d))
+	if err != nil {
+		st.errors.Add(1)
+	}
+}
+
+// snapshot is the counters at one scrape.
+type snapshot struct{ writes, messages, bytes, errors, nanos int64 }
+
+func (st *stats) snapshot() snapshot {
+	return snapshot{st.writes.Load(), st.messages.Load(), st.bytes.Load(), st.errors.Load(), st.nanos.Load()}
+}
+
+// Collector exports the produce statistics of sinks as Prometheus metrics.
 type Collector struct {
-	mu     sync.Mutex
-	sinks  []*Sink
-	totals map[string]map[string]float64 // sink -> metric -> running total
+	mu    sync.Mutex
+	sinks []*Sink
+	last  map[*Sink]snapshot // at the previous scrape, for the averages
 }
 
 // NewCollector returns a collector for sinks.
 func NewCollector(sinks ...*Sink) *Collector {
-	return &Collector{sinks: sinks, totals: make(map[string]map[string]float64)}
+	return &Collector{sinks: sinks, last: make(map[*Sink]snapshot)}
 }
 
 var (
-	descWrites   = prometheus.NewDesc("relay_kafka_writes_total", "Produce requests sent by the kafka-go writer.", []string{"sink"}, nil)
-	descMessages = prometheus.NewDesc("relay_kafka_messages_total", "Messages the kafka-go writer sent, acknowledged or not (see relay_events_delivered_total for acknowledged events).", []string{"sink"}, nil)
-	descBytes    = prometheus.NewDesc("relay_kafka_bytes_total", "Bytes written by the kafka-go writer.", []string{"sink"}, nil)
-	descErrors   = prometheus.NewDesc("relay_kafka_errors_total", "Errors seen by the kafka-go writer.", []string{"sink"}, nil)
-	descBatchAvg = prometheus.NewDesc("relay_kafka_batch_size_avg", "Average messages per batch since the last scrape.", []string{"sink"}, nil)
+	descWrites   = prometheus.NewDesc("relay_kafka_writes_total", "Produce requests sent.", []string{"sink"}, nil)
+	descMessages = prometheus.NewDesc("relay_kafka_messages_total", "Messages sent in produce requests, acknowledged or not (see relay_events_delivered_total for acknowledged events).", []string{"sink"}, nil)
+	descBytes    = prometheus.NewDesc("relay_kafka_bytes_total", "Bytes of the messages sent (keys, values, headers), before compression.", []string{"sink"}, nil)
+	descErrors   = prometheus.NewDesc("relay_kafka_errors_total", "Produce requests that failed.", []string{"sink"}, nil)
+	descBatchAvg = prometheus.NewDesc("relay_kafka_batch_size_avg", "Average messages per produce request since the last scrape.", []string{"sink"}, nil)
 	descWriteAvg = prometheus.NewDesc("relay_kafka_write_seconds_avg", "Average produce round trip since the last scrape.", []string{"sink"}, nil)
 )
 
@@ -40,21 +65,18 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range c.sinks {
-		st := s.Stats()
-		t := c.totals[s.name]
-		if t == nil {
-			t = make(map[string]float64)
-			c.totals[s.name] = t
+		now, last := s.stats.snapshot(), c.last[s]
+		c.last[s] = now
+		batchAvg, writeAvg := 0.0, 0.0
+		if w := now.writes - last.writes; w > 0 {
+			batchAvg = float64(now.messages-last.messages) / float64(w)
+			writeAvg = time.Duration((now.nanos - last.nanos) / w).Seconds()
 		}
-		t["writes"] += float64(st.Writes)
-		t["messages"] += float64(st.Messages)
-		t["bytes"] += float64(st.Bytes)
-		t["errors"] += float64(st.Errors)
-		ch <- prometheus.MustNewConstMetric(descWrites, prometheus.CounterValue, t["writes"], s.name)
-		ch <- prometheus.MustNewConstMetric(descMessages, prometheus.CounterValue, t["messages"], s.name)
-		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, t["bytes"], s.name)
-		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, t["errors"], s.name)
-		ch <- prometheus.MustNewConstMetric(descBatchAvg, prometheus.GaugeValue, float64(st.BatchSize.Avg), s.name)
-		ch <- prometheus.MustNewConstMetric(descWriteAvg, prometheus.GaugeValue, st.WriteTime.Avg.Seconds(), s.name)
+		ch <- prometheus.MustNewConstMetric(descWrites, prometheus.CounterValue, float64(now.writes), s.name)
+		ch <- prometheus.MustNewConstMetric(descMessages, prometheus.CounterValue, float64(now.messages), s.name)
+		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(now.bytes), s.name)
+		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(now.errors), s.name)
+		ch <- prometheus.MustNewConstMetric(descBatchAvg, prometheus.GaugeValue, batchAvg, s.name)
+		ch <- prometheus.MustNewConstMetric(descWriteAvg, prometheus.GaugeValue, writeAvg, s.name)
 	}
 }
