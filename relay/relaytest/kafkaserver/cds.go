@@ -55,7 +55,7 @@ func (s *Server) cdsPath() string {
 		return ""
 	}
 	fmt.Fprintf(h, "%s %d %d\n", java, fi.Size(), fi.ModTime().UnixNano())
-	fmt.Fprintln(h, defaultJVMOpts, os.Getenv(EnvJavaOpts))
+	fmt.Fprintln(h, s.jvm, os.Getenv(EnvJavaOpts))
 	jars, _ := filepath.Glob(filepath.Join(s.libsDir, "*.jar"))
 	for _, j := range jars {
 		if fi, err := os.Stat(j); err == nil {

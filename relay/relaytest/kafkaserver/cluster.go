@@ -56,7 +56,7 @@ func StartCluster(t testing.TB, libsDir string, n int, opts ...Option) *Cluster 
 	cfg := newConfig(t, libsDir, clusterProps(n), opts)
 	c := &Cluster{Nodes: make([]*Server, n)}
 	for i := range c.Nodes {
-		c.Nodes[i] = &Server{id: i + 1, libsDir: libsDir, dir: t.TempDir(), sasl: cfg.sasl}
+		c.Nodes[i] = &Server{id: i + 1, libsDir: libsDir, dir: t.TempDir(), sasl: cfg.sasl, jvm: cfg.jvmOpts()}
 	}
 	t.Cleanup(c.cleanup)
 

@@ -90,8 +90,9 @@ func LibsFromEnv(t testing.TB) string {
 type Option func(*config)
 
 type config struct {
-	props map[string]string
-	sasl  *saslConfig // nil: no SASL listener (see WithSASL)
+	props       map[string]string
+	sasl        *saslConfig // nil: no SASL listener (see WithSASL)
+	jvmDefaults bool        // see WithJVMDefaults
 }
 
 // newConfig checks libsDir and applies opts over base (the cluster's replication defaults, or
@@ -117,10 +118,25 @@ func newConfig(t testing.TB, libsDir string, base map[string]string, opts []Opti
 	return cfg
 }
 
+// jvmOpts returns the JVM options the configuration asks for.
+func (c config) jvmOpts() []string {
+	if c.jvmDefaults {
+		return []string{"-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true"}
+	}
+	return defaultJVMOpts
+}
+
 // WithProperty sets (or overrides) one server.properties entry. Node id, roles, listeners,
 // quorum voters and log.dirs are managed by the package and cannot be overridden.
 func WithProperty(key, value string) Option {
 	return func(c *config) { c.props[key] = value }
+}
+
+// WithJVMDefaults starts the JVM with its own defaults (C2 JIT, G1, a heap sized from the machine's
+// memory) instead of the small, quick-starting settings the tests use: for benchmarks, where the broker
+// is the ceiling being measured.
+func WithJVMDefaults() Option {
+	return func(c *config) { c.jvmDefaults = true }
 }
 
 // Server is a running (or stopped) Kafka node, combined broker and controller: a single-node
@@ -134,6 +150,7 @@ type Server struct {
 	saslPort int         // 0 without WithSASL
 	sasl     *saslConfig // nil without WithSASL
 	props    map[string]string
+	jvm      []string // JVM options before $RELAY_KAFKA_JAVA_OPTS
 
 	mu   sync.Mutex
 	proc *process // nil when not running
@@ -146,7 +163,7 @@ func Start(t testing.TB, libsDir string, opts ...Option) *Server {
 	t.Helper()
 	begin := time.Now()
 	cfg := newConfig(t, libsDir, nil, opts)
-	s := &Server{id: 1, libsDir: libsDir, dir: t.TempDir(), sasl: cfg.sasl}
+	s := &Server{id: 1, libsDir: libsDir, dir: t.TempDir(), sasl: cfg.sasl, jvm: cfg.jvmOpts()}
 	t.Cleanup(s.cleanup)
 
 	// Free ports are found by binding :0 and closing; another process may take one in between,

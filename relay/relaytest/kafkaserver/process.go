@@ -145,7 +145,7 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 }
 
 func (s *Server) javaCmd(extra []string, class string, args ...string) *exec.Cmd {
-	jargs := append([]string{}, defaultJVMOpts...)
+	jargs := append([]string{}, s.jvm...)
 	jargs = append(jargs, strings.Fields(os.Getenv(EnvJavaOpts))...)
 	jargs = append(jargs, extra...)
 	jargs = append(jargs,

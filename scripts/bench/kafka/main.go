@@ -1,6 +1,6 @@
 // Command kafka starts the test harness's real Kafka broker (relay/relaytest/kafkaserver) outside a test,
-// creates topics, writes the broker address to -addr-file, and runs until SIGTERM/SIGINT. For
-// scripts/bench/compare.sh only.
+// with the JVM's own defaults (C2, G1, its own heap) unless -test-jvm, creates topics, writes the broker
+// address to -addr-file, and runs until SIGTERM/SIGINT. For scripts/bench/compare.sh only.
 package main
 
 import (
@@ -48,6 +48,7 @@ func main() {
 	topics := flag.String("topics", "", "comma-separated topics to create")
 	partitions := flag.Int("partitions", 3, "partitions per topic")
 	addrFile := flag.String("addr-file", "", "write the broker address here once ready")
+	testJVM := flag.Bool("test-jvm", false, "the tests' quick-starting JVM settings (C1, serial GC, 512 MiB) instead of the JVM's defaults")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "bench-kafka-")
 	if err != nil {
@@ -58,7 +59,11 @@ func main() {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	k := kafkaserver.Start(t, *libs)
+	var opts []kafkaserver.Option
+	if !*testJVM {
+		opts = append(opts, kafkaserver.WithJVMDefaults())
+	}
+	k := kafkaserver.Start(t, *libs, opts...)
 	for _, name := range strings.Split(*topics, ",") {
 		if name != "" {
 			k.CreateTopic(t, name, *partitions)
