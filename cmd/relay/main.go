@@ -39,8 +39,8 @@ Usage:
                                         send dead letters through the routes again, after a fix
   relay trace   [-admin URL[,URL…]] ID|SID
                                         what became of an event, asked of every replica's admin listener
-  relay bench   -rate R -duration D -url URL [-token T] [flags]
-                                        open-loop load at a fixed rate; latency percentiles (relay bench -h)
+  relay bench   -url URL [-token T] [-rate R | -closed] [flags]
+                                        load at a fixed rate, or closed loop at a fixed concurrency; latency percentiles (relay bench -h)
   relay version                         print the version
 `
 

@@ -1,7 +1,9 @@
-// Package loadgen is an open-loop load generator for Twilio Event Streams webhooks: requests are sent
-// on a fixed schedule (the arrival rate), whatever the server's answers do, and each latency is taken from
-// the request's scheduled start, so a slow server cannot slow the load down and hide its own latency
-// (coordinated omission). It backs `relay bench`.
+// Package loadgen is a load generator for Twilio Event Streams webhooks. Open loop (the default):
+// requests are sent on a fixed schedule (the arrival rate), whatever the server's answers do, and each
+// latency is taken from the request's scheduled start, so a slow server cannot slow the load down and hide
+// its own latency (coordinated omission). Closed loop: a fixed number of requests in flight, each sent as
+// soon as the one before it was answered, which finds the most a server sustains at that concurrency. It
+// backs `relay bench`.
 package loadgen
 
 import (
@@ -31,11 +33,13 @@ type Config struct {
 	URL       string  // where the requests go
 	PublicURL string  // the URL signed instead of URL, when set
 	Token     string  // auth token to sign with; empty: unsigned requests (for peers that do not verify)
-	Rate      float64 // offered events per second
-	Duration  time.Duration
-	Batch     int     // events per POST body (Twilio's Event Streams sends up to 500)
-	DupRatio  float64 // share of events that are duplicates (see DupMode), in [0,1)
-	DupMode   string  // DupResend (the default) or DupReusedID
+	Rate      float64 // offered events per second (open loop)
+	// Closed runs Concurrency requests back to back for Duration instead of offering Rate.
+	Closed   bool
+	Duration time.Duration
+	Batch    int     // events per POST body (Twilio's Event Streams sends up to 500)
+	DupRatio float64 // share of events that are duplicates (see DupMode), in [0,1)
+	DupMode  string  // DupResend (the default) or DupReusedID
 	// Concurrency caps requests in flight. A request due while the cap is reached is "late": it waits
 	// for a slot, and its latency still counts from its scheduled start.
 	Concurrency int
@@ -49,7 +53,8 @@ type Config struct {
 type Result struct {
 	URL          string  `json:"url"`
 	Signed       bool    `json:"signed"`
-	OfferedRate  float64 `json:"offered_events_per_s"`
+	Closed       bool    `json:"closed_loop,omitempty"`
+	OfferedRate  float64 `json:"offered_events_per_s"`  // 0 in a closed loop
 	AchievedRate float64 `json:"achieved_events_per_s"` // events answered 2xx per second of the run
 	DurationS    float64 `json:"duration_s"`            // from the first scheduled start to the last answer
 	Batch        int     `json:"batch"`
@@ -260,10 +265,50 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	if c.DupRatio < 0 || c.DupRatio >= 1 {
 		return nil, fmt.Errorf("dup ratio %v not in [0,1)", c.DupRatio)
 	}
-	n, every := Schedule(c.Rate, c.Batch, c.Duration)
-	if n == 0 {
+	n, every := 0, time.Duration(0)
+	if c.Closed {
+		if c.Duration <= 0 {
+			return nil, errors.New("duration must be positive")
+		}
+		c.Rate = 0
+	} else if n, every = Schedule(c.Rate, c.Batch, c.Duration); n == 0 {
 		return nil, errors.New("rate, batch and duration must be positive")
 	}
+	r, err := newRunner(c)
+	if err != nil {
+		return nil, err
+	}
+	r.res.Requests = int64(n)
+	start := time.Now()
+	if c.Closed {
+		r.closedLoop(ctx, start)
+	} else {
+		r.openLoop(ctx, start, n, every)
+	}
+	r.wg.Wait()
+	return r.finish(start), ctx.Err()
+}
+
+// runner holds one run's state; send may be called concurrently.
+type runner struct {
+	c        Config
+	target   *url.URL
+	signBase string
+	pl       *Payloads
+	client   *http.Client
+	wg       sync.WaitGroup
+
+	mu       sync.Mutex // res's counters, hist, accepted
+	res      *Result
+	hist     *hdrhistogram.Histogram
+	accepted []Key
+	dups     atomic.Int64
+	events   atomic.Int64
+	okEvents atomic.Int64
+	lastDone atomic.Int64
+}
+
+func newRunner(c Config) (*runner, error) {
 	target, err := url.Parse(c.URL)
 	if err != nil {
 		return nil, fmt.Errorf("url: %w", err)
@@ -285,88 +330,17 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			MaxIdleConns: c.Concurrency, MaxIdleConnsPerHost: c.Concurrency, IdleConnTimeout: time.Minute,
 		}}
 	}
-	res := &Result{URL: c.URL, Signed: c.Token != "", OfferedRate: c.Rate, Batch: c.Batch, DupRatio: c.DupRatio,
-		DupMode: pl.mode, Concurrency: c.Concurrency, Requests: int64(n)}
-	var (
-		mu       sync.Mutex
-		hist     = NewHistogram()
-		accepted []Key
-		dups     atomic.Int64
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, c.Concurrency)
-		events   atomic.Int64
-		okEvents atomic.Int64
-		lastDone atomic.Int64
-	)
-	count := func(status int, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case err != nil:
-			res.Transport++
-			if res.FirstError == "" {
-				res.FirstError = err.Error()
-			}
-		case status >= 200 && status < 300:
-			res.Status2xx++
-		case status == http.StatusTooManyRequests:
-			res.Status429++
-		case status >= 500:
-			res.Status5xx++
-		default:
-			res.StatusElse++
-		}
-		if (err == nil && status >= 300) && res.FirstError == "" {
-			res.FirstError = fmt.Sprintf("status %d", status)
-		}
-	}
-	send := func(sched time.Time) {
-		defer wg.Done()
-		defer func() { <-sem }()
-		body, keys, d := pl.Body(c.Batch)
-		dups.Add(int64(d))
-		u := *target
-		var sig string
-		if c.Token != "" {
-			signed, s := twilio.Sign(c.Token, signBase, body)
-			if i := strings.IndexByte(signed, '?'); i >= 0 {
-				u.RawQuery = signed[i+1:]
-			}
-			sig = s
-		}
-		rctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
-		defer cancel()
-		req, err := http.NewRequestWithContext(rctx, http.MethodPost, u.String(), bytes.NewReader(body))
-		status := 0
-		if err == nil {
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("User-Agent", "TwilioProxy/1.1")
-			if sig != "" {
-				req.Header.Set(twilio.SignatureHeader, sig)
-			}
-			var resp *http.Response
-			if resp, err = client.Do(req); err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				status = resp.StatusCode
-			}
-		}
-		now := time.Now()
-		lat := now.Sub(sched)
-		lastDone.Store(now.UnixNano())
-		count(status, err)
-		mu.Lock()
-		_ = hist.RecordValue(max(1, lat.Microseconds()))
-		if err == nil && status >= 200 && status < 300 {
-			accepted = append(accepted, keys...)
-			okEvents.Add(int64(c.Batch))
-		}
-		mu.Unlock()
-	}
+	return &runner{c: c, target: target, signBase: signBase, pl: pl, client: client, hist: NewHistogram(),
+		res: &Result{URL: c.URL, Signed: c.Token != "", Closed: c.Closed, OfferedRate: c.Rate, Batch: c.Batch,
+			DupRatio: c.DupRatio, DupMode: pl.mode, Concurrency: c.Concurrency}}, nil
+}
 
-	start := time.Now()
+// openLoop starts request i at start + i·every, counting a request late when the concurrency cap holds
+// it back.
+func (r *runner) openLoop(ctx context.Context, start time.Time, n int, every time.Duration) {
+	sem := make(chan struct{}, r.c.Concurrency)
 	// The run may overrun its schedule (requests waiting for a slot) by at most one request timeout.
-	cutoff := start.Add(c.Duration + c.Timeout)
+	cutoff := start.Add(r.c.Duration + r.c.Timeout)
 	for i := range n {
 		sched := start.Add(time.Duration(i) * every)
 		if d := time.Until(sched); d > 0 {
@@ -376,41 +350,129 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			}
 		}
 		if ctx.Err() != nil || time.Now().After(cutoff) {
-			break
+			return
 		}
 		select {
 		case sem <- struct{}{}:
 		default:
-			res.Late++ // latency counts from sched all the same
+			r.res.Late++ // latency counts from sched all the same
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-			}
-			if ctx.Err() != nil {
-				break
+				return
 			}
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		res.Sent++
-		events.Add(int64(c.Batch))
-		wg.Add(1)
-		go send(sched)
+		r.res.Sent++
+		r.events.Add(int64(r.c.Batch))
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			defer func() { <-sem }()
+			r.send(sched)
+		}()
 	}
-	wg.Wait()
-	end := time.Unix(0, lastDone.Load())
+}
+
+// closedLoop keeps Concurrency requests in flight until Duration has passed.
+func (r *runner) closedLoop(ctx context.Context, start time.Time) {
+	end := start.Add(r.c.Duration)
+	var sent atomic.Int64
+	for range r.c.Concurrency {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			for ctx.Err() == nil && time.Now().Before(end) {
+				sent.Add(1)
+				r.events.Add(int64(r.c.Batch))
+				r.send(time.Now())
+			}
+		}()
+	}
+	r.wg.Wait()
+	r.res.Sent = sent.Load()
+	r.res.Requests = r.res.Sent
+}
+
+// send posts one body and records its answer and its latency from sched.
+func (r *runner) send(sched time.Time) {
+	body, keys, d := r.pl.Body(r.c.Batch)
+	r.dups.Add(int64(d))
+	u := *r.target
+	var sig string
+	if r.c.Token != "" {
+		signed, s := twilio.Sign(r.c.Token, r.signBase, body)
+		if i := strings.IndexByte(signed, '?'); i >= 0 {
+			u.RawQuery = signed[i+1:]
+		}
+		sig = s
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), r.c.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	status := 0
+	if err == nil {
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("User-Agent", "TwilioProxy/1.1")
+		if sig != "" {
+			req.Header.Set(twilio.SignatureHeader, sig)
+		}
+		var resp *http.Response
+		if resp, err = r.client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			status = resp.StatusCode
+		}
+	}
+	now := time.Now()
+	r.lastDone.Store(now.UnixNano())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.count(status, err)
+	_ = r.hist.RecordValue(max(1, now.Sub(sched).Microseconds()))
+	if err == nil && status >= 200 && status < 300 {
+		r.accepted = append(r.accepted, keys...)
+		r.okEvents.Add(int64(r.c.Batch))
+	}
+}
+
+// count tallies one answer; under mu.
+func (r *runner) count(status int, err error) {
+	res := r.res
+	switch {
+	case err != nil:
+		res.Transport++
+		if res.FirstError == "" {
+			res.FirstError = err.Error()
+		}
+	case status >= 200 && status < 300:
+		res.Status2xx++
+	case status == http.StatusTooManyRequests:
+		res.Status429++
+	case status >= 500:
+		res.Status5xx++
+	default:
+		res.StatusElse++
+	}
+	if (err == nil && status >= 300) && res.FirstError == "" {
+		res.FirstError = fmt.Sprintf("status %d", status)
+	}
+}
+
+// finish fills in the totals once every request has been answered.
+func (r *runner) finish(start time.Time) *Result {
+	res := r.res
+	end := time.Unix(0, r.lastDone.Load())
 	if end.Before(start) {
 		end = time.Now()
 	}
 	res.DurationS = end.Sub(start).Seconds()
-	res.Events = events.Load()
-	res.Duplicates = dups.Load()
+	res.Events = r.events.Load()
+	res.Duplicates = r.dups.Load()
 	res.Errors = res.Sent - res.Status2xx
 	if res.DurationS > 0 {
-		res.AchievedRate = float64(okEvents.Load()) / max(res.DurationS, c.Duration.Seconds())
+		res.AchievedRate = float64(r.okEvents.Load()) / max(res.DurationS, r.c.Duration.Seconds())
 	}
-	res.Latency = Summarize(hist)
-	res.Accepted = accepted
-	return res, ctx.Err()
+	res.Latency = Summarize(r.hist)
+	res.Accepted = r.accepted
+	return res
 }

@@ -196,3 +196,37 @@ func TestRunLate(t *testing.T) {
 		t.Errorf("sent %d late %d 2xx %d timed %d signed %v; want 5, 1..4, 5, 5, false", res.Sent, res.Late, res.Status2xx, res.Latency.N, res.Signed)
 	}
 }
+
+// A closed loop keeps exactly Concurrency requests in flight: with a server that answers after 2 ms, at
+// most Concurrency are ever held at once, and each new one follows an answer.
+func TestRunClosed(t *testing.T) {
+	var inFlight, most, total atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		total.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(2 * time.Millisecond)
+	}))
+	defer srv.Close()
+	const conc = 3
+	res, err := Run(context.Background(), Config{URL: srv.URL, Closed: true, Duration: 200 * time.Millisecond, Batch: 5, Concurrency: conc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := most.Load(); m != conc {
+		t.Errorf("at most %d requests in flight, want %d", m, conc)
+	}
+	// 200 ms / 2 ms per request × 3 in flight: up to 300 requests; a loaded machine does fewer.
+	if res.Sent != total.Load() || res.Sent < conc || res.Sent > 300+conc || res.Status2xx != res.Sent || res.Requests != res.Sent {
+		t.Errorf("sent %d (server saw %d) 2xx %d requests %d", res.Sent, total.Load(), res.Status2xx, res.Requests)
+	}
+	if res.Events != 5*res.Sent || len(res.Accepted) != int(res.Events) || res.Latency.N != res.Sent || !res.Closed || res.OfferedRate != 0 {
+		t.Errorf("events %d accepted %d timed %d closed %v offered %v", res.Events, len(res.Accepted), res.Latency.N, res.Closed, res.OfferedRate)
+	}
+	if want := float64(res.Events) / res.DurationS; res.AchievedRate < want*0.8 || res.AchievedRate > want*1.01 {
+		t.Errorf("achieved %.0f/s, want about %.0f/s", res.AchievedRate, want)
+	}
+}
