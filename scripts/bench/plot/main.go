@@ -1,7 +1,9 @@
 // Command plot reads the per-run results of scripts/bench/compare.sh (<system>_<rate>_<round>.json, the
-// JSON of `relay bench -out`), takes the median of the rounds per system and offered rate, writes them
-// to -json, draws p99 latency against achieved throughput to -png (gonum.org/v1/plot), and prints a
-// Markdown table with the ratios the performance issue asks for.
+// JSON of `relay bench -out`; rate 0 in a closed loop and for Kafka's Java producer, which runs flat
+// out), takes the median of the rounds per system and offered rate, writes them to -json, draws p99
+// latency against achieved throughput to -png (gonum.org/v1/plot), and prints Markdown tables with the
+// ratios the performance issues ask for, each system also against the Java producer's records/s (the
+// broker's ceiling).
 package main
 
 import (
@@ -22,6 +24,9 @@ import (
 )
 
 type run struct {
+	Closed   bool    `json:"closed_loop"`
+	Batch    int     `json:"batch"`
+	Conc     int     `json:"concurrency"`
 	Offered  float64 `json:"offered_events_per_s"`
 	Achieved float64 `json:"achieved_events_per_s"`
 	Sent     int64   `json:"sent"`
@@ -51,9 +56,10 @@ type point struct {
 	Missing  int     `json:"kafka_missing"` // summed; -1 when not verified
 }
 
-var systems = []string{"bare", "relay-ack", "relay-kafka", "benthos-kafka"}
+var systems = []string{"bare", "relay-ack", "relay-kafka", "benthos-kafka", "java"}
 
-var labels = map[string]string{"bare": "bare Fiber", "relay-ack": "relay + ack sink", "relay-kafka": "relay + Kafka", "benthos-kafka": "Benthos + Kafka"}
+var labels = map[string]string{"bare": "bare Fiber", "relay-ack": "relay + ack sink", "relay-kafka": "relay + Kafka",
+	"benthos-kafka": "Benthos + Kafka", "java": "Kafka Java producer (ceiling)"}
 
 func median(v []float64) float64 {
 	slices.Sort(v)
@@ -70,6 +76,7 @@ func main() {
 	flag.Parse()
 	files, _ := filepath.Glob(filepath.Join(*dir, "*_*_*.json"))
 	runs := map[string]map[float64][]run{}
+	var shape run // of an HTTP run: open or closed loop, batch, concurrency
 	for _, f := range files {
 		parts := strings.Split(strings.TrimSuffix(filepath.Base(f), ".json"), "_")
 		if len(parts) != 3 {
@@ -82,6 +89,9 @@ func main() {
 		var r run
 		if err := json.Unmarshal(b, &r); err != nil {
 			log.Fatalf("%s: %v", f, err)
+		}
+		if parts[0] != "java" {
+			shape = r
 		}
 		rate, _ := strconv.ParseFloat(parts[1], 64)
 		if runs[parts[0]] == nil {
@@ -118,6 +128,16 @@ func main() {
 			log.Fatal(err)
 		}
 	}
+	offered := func(p point) string {
+		switch {
+		case p.System == "java":
+			return "flat out"
+		case shape.Closed:
+			return fmt.Sprintf("closed, %d in flight", shape.Conc)
+		}
+		return fmt.Sprintf("%.0f", p.Offered)
+	}
+	fmt.Printf("%d events per body.\n\n", shape.Batch)
 	fmt.Println("| system | offered ev/s | achieved ev/s | p50 ms | p99 ms | p99.9 ms | errors | late | missing in Kafka |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, p := range points {
@@ -125,7 +145,7 @@ func main() {
 		if p.Missing >= 0 {
 			miss = strconv.Itoa(p.Missing)
 		}
-		fmt.Printf("| %s | %.0f | %.0f | %.2f | %.2f | %.2f | %d | %d | %s |\n", labels[p.System], p.Offered, p.Achieved, p.P50, p.P99, p.P999, p.Errors, p.Late, miss)
+		fmt.Printf("| %s | %s | %.0f | %.2f | %.2f | %.2f | %d | %d | %s |\n", labels[p.System], offered(p), p.Achieved, p.P50, p.P99, p.P999, p.Errors, p.Late, miss)
 	}
 	at := func(s string, rate float64) *point {
 		for i := range points {
@@ -135,29 +155,38 @@ func main() {
 		}
 		return nil
 	}
-	fmt.Println()
-	fmt.Println("| offered ev/s | relay+Kafka / Benthos+Kafka throughput | p99 relay+Kafka / Benthos | relay+ack / bare throughput |")
-	fmt.Println("|---|---|---|---|")
+	ceiling := at("java", 0)
+	var rates []float64
 	for _, p := range points {
-		if p.System != "bare" {
-			continue
+		if p.System != "java" && !slices.Contains(rates, p.Offered) {
+			rates = append(rates, p.Offered)
 		}
-		rk, bk, ra := at("relay-kafka", p.Offered), at("benthos-kafka", p.Offered), at("relay-ack", p.Offered)
-		col := func(a, b *point, f func(*point) float64) string {
-			if a == nil || b == nil || f(b) == 0 {
-				return "–"
-			}
-			return fmt.Sprintf("%.2f", f(a)/f(b))
+	}
+	slices.Sort(rates)
+	col := func(a, b *point, f func(*point) float64) string {
+		if a == nil || b == nil || f(b) == 0 {
+			return "–"
 		}
-		thr := func(q *point) float64 { return q.Achieved }
-		p99 := func(q *point) float64 { return q.P99 }
-		fmt.Printf("| %.0f | %s | %s | %s |\n", p.Offered, col(rk, bk, thr), col(rk, bk, p99), col(ra, &p, thr))
+		return fmt.Sprintf("%.2f", f(a)/f(b))
+	}
+	thr := func(q *point) float64 { return q.Achieved }
+	p99 := func(q *point) float64 { return q.P99 }
+	fmt.Println()
+	fmt.Println("| offered ev/s | relay+Kafka / Benthos+Kafka throughput | p99 relay+Kafka / Benthos | relay+ack / bare throughput | relay+Kafka / ceiling | Benthos+Kafka / ceiling |")
+	fmt.Println("|---|---|---|---|---|---|")
+	for _, rate := range rates {
+		rk, bk, ra, bare := at("relay-kafka", rate), at("benthos-kafka", rate), at("relay-ack", rate), at("bare", rate)
+		fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", offered(point{Offered: rate}), col(rk, bk, thr), col(rk, bk, p99), col(ra, bare, thr),
+			col(rk, ceiling, thr), col(bk, ceiling, thr))
 	}
 	if *png == "" {
 		return
 	}
 	pl := plot.New()
-	pl.Title.Text = "Open loop, 1-event POSTs: p99 latency vs achieved throughput (medians)"
+	pl.Title.Text = fmt.Sprintf("Open loop, %d-event POSTs: p99 latency vs achieved throughput (medians)", shape.Batch)
+	if shape.Closed {
+		pl.Title.Text = fmt.Sprintf("Closed loop, %d in flight, %d-event POSTs: p99 latency vs throughput (medians)", shape.Conc, shape.Batch)
+	}
 	pl.X.Label.Text = "achieved events/s"
 	pl.Y.Label.Text = "p99 latency (ms, log)"
 	pl.Y.Scale = plot.LogScale{}
@@ -165,7 +194,7 @@ func main() {
 	pl.Legend.Top = true
 	pl.Legend.Left = true
 	var args []any
-	for _, s := range systems {
+	for _, s := range systems[:len(systems)-1] { // not the Java producer: its latencies are per record, not per request
 		var xys plotter.XYs
 		for _, p := range points {
 			if p.System == s {
