@@ -142,15 +142,14 @@ func (s *Sink) send(l *lane) {
 		if batch == nil {
 			return
 		}
-		n := 0
-		for _, ch := range batch {
-			n += len(ch.msgs)
-		}
+		n, nbytes := 0, int64(0)
 		parts := make([][]kafkago.Message, len(batch))
 		for i, ch := range batch {
 			parts[i] = ch.msgs
+			n += len(ch.msgs)
+			nbytes += ch.bytes
 		}
-		errs, base, err := s.produce(l.key, parts, n)
+		errs, base, err := s.produce(l.key, parts, n, nbytes)
 		pos := 0
 		for _, ch := range batch {
 			off := pos
@@ -191,8 +190,8 @@ func (s *Sink) lingerFor(l *lane) {
 // produce sends the records of parts (n in all) to one partition in one request and returns either one
 // error for all of them (errs nil) or, when the broker refused the batch for what some of its records
 // are, one error per record: the batch is split in halves until each refusal is pinned on its record.
-func (s *Sink) produce(key laneKey, parts [][]kafkago.Message, n int) (errs []error, base int64, err error) {
-	base, err = s.produceOnce(key, parts, n)
+func (s *Sink) produce(key laneKey, parts [][]kafkago.Message, n int, nbytes int64) (errs []error, base int64, err error) {
+	base, err = s.produceOnce(key, parts, n, nbytes)
 	if err == nil || n == 1 || !recordLevel(err) {
 		return nil, base, err
 	}
@@ -211,7 +210,11 @@ func (s *Sink) split(key laneKey, msgs []kafkago.Message, errs []error) {
 	half := len(msgs) / 2
 	for _, r := range [][2]int{{0, half}, {half, len(msgs)}} {
 		part := msgs[r[0]:r[1]]
-		_, err := s.produceOnce(key, [][]kafkago.Message{part}, len(part))
+		var nbytes int64
+		for i := range part {
+			nbytes += size(&part[i])
+		}
+		_, err := s.produceOnce(key, [][]kafkago.Message{part}, len(part), nbytes)
 		if err != nil && len(part) > 1 && recordLevel(err) {
 			s.split(key, part, errs[r[0]:r[1]])
 			continue
@@ -222,14 +225,9 @@ func (s *Sink) split(key laneKey, msgs []kafkago.Message, errs []error) {
 	}
 }
 
-// produceOnce is one produce request: the records of parts, in order, to one partition.
-func (s *Sink) produceOnce(key laneKey, parts [][]kafkago.Message, n int) (int64, error) {
-	var nbytes int64
-	for _, p := range parts {
-		for i := range p {
-			nbytes += size(&p[i])
-		}
-	}
+// produceOnce is one produce request: the records of parts (n, about nbytes), in order, to one
+// partition.
+func (s *Sink) produceOnce(key laneKey, parts [][]kafkago.Message, n int, nbytes int64) (int64, error) {
 	start := time.Now()
 	// Not the writers' contexts: the request carries other writes' messages too. The client's timeout
 	// (write_timeout) bounds it.
