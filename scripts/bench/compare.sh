@@ -11,6 +11,7 @@
 #   scripts/bench/compare.sh                      # RATES="1000 2000 4000 8000" DURATION=15s ROUNDS=3
 #   RATES="1000 2000" DURATION=6s ROUNDS=2 scripts/bench/compare.sh
 #   MODE=closed BATCH=50 CONC=64 DURATION=15s SYSTEMS="relay-kafka benthos-kafka java" OUT=/tmp/batch scripts/bench/compare.sh
+#   BASE_BIN=/tmp/relay-before SYSTEMS="relay-base relay-kafka" ...   # another build of the relay, side by side
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODE=${MODE:-open}                   # open: RATES offered; closed: CONC requests always in flight
@@ -19,6 +20,7 @@ DURATION=${DURATION:-15s}
 ROUNDS=${ROUNDS:-3}
 BATCH=${BATCH:-1}                    # events per POST body
 SYSTEMS=${SYSTEMS:-bare relay-ack relay-kafka benthos-kafka java}
+BASE_BIN=${BASE_BIN:-}               # system relay-base: this relay binary into Kafka (e.g. the previous commit)
 JAVA_RECORDS=${JAVA_RECORDS:-600000} # records per Java producer run (~10 s at the ceiling seen here)
 RECORD_SIZE=${RECORD_SIZE:-700}      # bytes per Java producer record (a Twilio event's data is 300-700)
 if [[ $MODE == closed ]]; then
@@ -31,6 +33,7 @@ KAFKA_OPTS=${KAFKA_OPTS:-}           # more keys for the relay's kafka sink, e.g
 PROFILE_RATE=${PROFILE_RATE:-2000}   # a 10 s CPU profile of relay+Kafka at this rate in round 1 (closed loop: 0)
 LOADCPU=${LOADCPU:-0}                # taskset cores: load generator / server (Kafka's JVM is not pinned)
 SRVCPU=${SRVCPU:-1}
+JAVACPU=${JAVACPU-$SRVCPU}           # the Java producer's cores, like a server's; JAVACPU= leaves it unpinned
 OUT=${OUT:-docs}
 TOKEN=bench-auth-token-0123456789abcdef
 PUBLIC=https://relay.example.com/twilio/events
@@ -55,7 +58,7 @@ trap cleanup EXIT
 topics=""
 for r in $(seq 1 "$ROUNDS"); do
 	topics+="java.$r,"
-	for rate in $RATES; do topics+="relay.$r.$rate,benthos.$r.$rate,"; done
+	for rate in $RATES; do topics+="relay.$r.$rate,base.$r.$rate,benthos.$r.$rate,"; done
 done
 "$W/kafka" -libs "$libs" -topics "$topics" -partitions 3 -addr-file "$W/kafka.addr" >"$W/kafka.log" 2>&1 &
 pids+=($!)
@@ -101,11 +104,13 @@ start_server() { # $1 system, $2 round, $3 rate; sets srv and url, sign, verify
 		rm -f "$W/sink.out"
 		taskset -c "$SRVCPU" "$W/relay" serve -config "$W/relay.yaml" >>"$W/relay.log" 2>&1 & srv=$!
 		url=http://127.0.0.1:8080/twilio/events; wait_port 8080 ;;
-	relay-kafka)
-		relay_config "    kafka: { brokers: [ \"$BROKER\" ], acks: all, mode: binary$KAFKA_OPTS }" "relay.$r.$rate" >"$W/relay.yaml"
-		taskset -c "$SRVCPU" "$W/relay" serve -config "$W/relay.yaml" >>"$W/relay.log" 2>&1 & srv=$!
+	relay-kafka | relay-base)
+		local bin=$W/relay topic=relay.$r.$rate
+		[[ $sys == relay-base ]] && bin=${BASE_BIN:?relay-base needs BASE_BIN} topic=base.$r.$rate
+		relay_config "    kafka: { brokers: [ \"$BROKER\" ], acks: all, mode: binary$KAFKA_OPTS }" "$topic" >"$W/relay.yaml"
+		taskset -c "$SRVCPU" "$bin" serve -config "$W/relay.yaml" >>"$W/relay.log" 2>&1 & srv=$!
 		url=http://127.0.0.1:8080/twilio/events; wait_port 8080
-		verify=(-verify-kafka "$BROKER" -topic "relay.$r.$rate") ;;
+		verify=(-verify-kafka "$BROKER" -topic "$topic") ;;
 	benthos-kafka)
 		local split=() # several events per body: one record each, as the relay writes them
 		((BATCH > 1)) && split=(-s 'pipeline.processors.-.unarchive.format=json_array')
@@ -116,12 +121,13 @@ start_server() { # $1 system, $2 round, $3 rate; sets srv and url, sign, verify
 	sleep 1 # producers connect
 }
 
-# run_java runs Kafka's own producer flat out into java.$1, pinned like the servers, and files its
-# summary line as a result at rate 0: records/s as achieved events/s, its per-record latencies.
+# run_java runs Kafka's own producer flat out into java.$1, pinned like the servers (JAVACPU), and files
+# its summary line as a result at rate 0: records/s as achieved events/s, its per-record latencies.
 run_java() {
-	local r=$1 out
+	local r=$1 out pin=()
+	[[ -n $JAVACPU ]] && pin=(taskset -c "$JAVACPU")
 	echo "round $r java" >&2
-	out=$(taskset -c "$SRVCPU" java -cp "$libs/*:$tools" org.apache.kafka.tools.ProducerPerformance \
+	out=$("${pin[@]}" java -cp "$libs/*:$tools" org.apache.kafka.tools.ProducerPerformance \
 		--topic "java.$r" --num-records "$JAVA_RECORDS" --record-size "$RECORD_SIZE" --throughput -1 \
 		--producer-props bootstrap.servers="$BROKER" acks=all linger.ms=1 2>"$W/java.log" | tail -n 1)
 	echo "  $out" >&2

@@ -56,10 +56,10 @@ type point struct {
 	Missing  int     `json:"kafka_missing"` // summed; -1 when not verified
 }
 
-var systems = []string{"bare", "relay-ack", "relay-kafka", "benthos-kafka", "java"}
+var systems = []string{"bare", "relay-ack", "relay-base", "relay-kafka", "benthos-kafka", "java"}
 
-var labels = map[string]string{"bare": "bare Fiber", "relay-ack": "relay + ack sink", "relay-kafka": "relay + Kafka",
-	"benthos-kafka": "Benthos + Kafka", "java": "Kafka Java producer (ceiling)"}
+var labels = map[string]string{"bare": "bare Fiber", "relay-ack": "relay + ack sink", "relay-base": "relay (BASE_BIN) + Kafka",
+	"relay-kafka": "relay + Kafka", "benthos-kafka": "Benthos + Kafka", "java": "Kafka Java producer (ceiling)"}
 
 func median(v []float64) float64 {
 	slices.Sort(v)
@@ -172,12 +172,12 @@ func main() {
 	thr := func(q *point) float64 { return q.Achieved }
 	p99 := func(q *point) float64 { return q.P99 }
 	fmt.Println()
-	fmt.Println("| offered ev/s | relay+Kafka / Benthos+Kafka throughput | p99 relay+Kafka / Benthos | relay+ack / bare throughput | relay+Kafka / ceiling | Benthos+Kafka / ceiling |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Println("| offered ev/s | relay+Kafka / Benthos+Kafka throughput | p99 relay+Kafka / Benthos | relay+ack / bare throughput | relay+Kafka / ceiling | Benthos+Kafka / ceiling | relay+Kafka / BASE_BIN throughput |")
+	fmt.Println("|---|---|---|---|---|---|---|")
 	for _, rate := range rates {
-		rk, bk, ra, bare := at("relay-kafka", rate), at("benthos-kafka", rate), at("relay-ack", rate), at("bare", rate)
-		fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", offered(point{Offered: rate}), col(rk, bk, thr), col(rk, bk, p99), col(ra, bare, thr),
-			col(rk, ceiling, thr), col(bk, ceiling, thr))
+		rk, bk, ra, bare, base := at("relay-kafka", rate), at("benthos-kafka", rate), at("relay-ack", rate), at("bare", rate), at("relay-base", rate)
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s |\n", offered(point{Offered: rate}), col(rk, bk, thr), col(rk, bk, p99), col(ra, bare, thr),
+			col(rk, ceiling, thr), col(bk, ceiling, thr), col(rk, base, thr))
 	}
 	if *png == "" {
 		return
