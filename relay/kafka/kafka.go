@@ -147,17 +147,10 @@ func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
 			topics = append(topics, m.Topic)
 		}
 	}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		for i := range msgs {
-			if sizes[i] > 0 {
-				c.errs[i] = s.classify(msgs[i].Topic, io.ErrClosedPipe)
-			}
-		}
-		return c.result()
+	if s.isClosed() { // no metadata request, which would open connections again
+		return c.closed(msgs)
 	}
-	var starts []*lane
+	var queued []laneChunks
 	for _, topic := range topics {
 		chunks, err := s.chunks(ctx, c, topic, kms, sizes)
 		if err != nil {
@@ -169,18 +162,36 @@ func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
 			continue
 		}
 		for _, lc := range chunks {
-			c.left += len(lc.chunks)
-			if lc.lane.enqueue(lc.chunks, s.batchSize) {
-				starts = append(starts, lc.lane)
-			}
+			c.left += len(lc.chunks) // before any is queued: a lane may answer at once
+		}
+		queued = append(queued, chunks...)
+	}
+	if !s.queue(queued) {
+		return c.closed(msgs)
+	}
+	return c.wait(msgs)
+}
+
+// queue puts the chunks on their lanes and starts the senders of idle lanes, unless the sink is closed.
+func (s *Sink) queue(chunks []laneChunks) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return false
+	}
+	for _, lc := range chunks {
+		if lc.lane.enqueue(lc.chunks, s.batchSize) {
+			s.running.Add(1)
+			go s.send(lc.lane)
 		}
 	}
-	for _, l := range starts {
-		s.running.Add(1)
-		go s.send(l)
-	}
-	s.mu.RUnlock()
-	return c.wait(msgs)
+	return true
+}
+
+func (s *Sink) isClosed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closed
 }
 
 // laneChunks are the chunks of one call for one lane.
@@ -341,6 +352,16 @@ func (c *call) wait(msgs []relay.Message) error {
 			if err == errUnanswered {
 				c.errs[i] = c.s.classify(msgs[i].Topic, c.ctx.Err())
 			}
+		}
+	}
+	return c.result()
+}
+
+// closed fails every message of the call that was to be written: the sink is closed. Nothing is queued.
+func (c *call) closed(msgs []relay.Message) error {
+	for i, err := range c.errs {
+		if err == nil || err == errUnanswered {
+			c.errs[i] = c.s.classify(msgs[i].Topic, io.ErrClosedPipe)
 		}
 	}
 	return c.result()
