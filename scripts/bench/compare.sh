@@ -165,6 +165,9 @@ for r in $(seq 1 "$ROUNDS"); do
 				-concurrency "$CONC" -timeout 5s -id-prefix "r${r}x${rate}" "${verify[@]}" \
 				-out "$W/results/${sys}_${rate}_${r}.json" >&2 || echo "  (bench reported an error)" >&2
 			[[ -n $prof ]] && wait "$prof"
+			# The server's CPU time over its whole run (user + system, in clock ticks): plot divides it by the
+			# events answered 2xx, a figure a busy machine disturbs less than the throughput.
+			awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$srv/stat" >"$W/results/${sys}_${rate}_${r}.cpu" || true
 			kill "$srv"; wait "$srv" 2>/dev/null || true
 		done
 	done

@@ -41,6 +41,9 @@ type run struct {
 		Missing int  `json:"missing"`
 		OK      bool `json:"ok"`
 	} `json:"verify"`
+	OK2xx int64 `json:"status_2xx"`
+	// CPUSeconds is the server's CPU time over its run, from the .cpu file next to the result; 0 if none.
+	CPUSeconds float64 `json:"-"`
 }
 
 type point struct {
@@ -54,6 +57,8 @@ type point struct {
 	Errors   int64   `json:"errors"`        // summed over the rounds
 	Late     int64   `json:"late"`          // summed
 	Missing  int     `json:"kafka_missing"` // summed; -1 when not verified
+	// CPUPerEvent is the server's CPU time per event answered 2xx, in µs (median); 0 when not measured.
+	CPUPerEvent float64 `json:"server_cpu_us_per_event,omitempty"`
 }
 
 var systems = []string{"bare", "relay-ack", "relay-base", "relay-kafka", "benthos-kafka", "java"}
@@ -90,6 +95,9 @@ func main() {
 		if err := json.Unmarshal(b, &r); err != nil {
 			log.Fatalf("%s: %v", f, err)
 		}
+		if c, err := os.ReadFile(strings.TrimSuffix(f, ".json") + ".cpu"); err == nil {
+			r.CPUSeconds, _ = strconv.ParseFloat(strings.TrimSpace(string(c)), 64)
+		}
 		if parts[0] != "java" {
 			shape = r
 		}
@@ -109,9 +117,12 @@ func main() {
 		for _, rate := range rates {
 			rs := runs[s][rate]
 			p := point{System: s, Offered: rate, Rounds: len(rs), Missing: -1}
-			var a, p50, p99, p999 []float64
+			var a, p50, p99, p999, cpu []float64
 			for _, r := range rs {
 				a, p50, p99, p999 = append(a, r.Achieved), append(p50, r.Latency.P50), append(p99, r.Latency.P99), append(p999, r.Latency.P999)
+				if r.CPUSeconds > 0 && r.OK2xx > 0 {
+					cpu = append(cpu, r.CPUSeconds*1e6/float64(r.OK2xx*int64(max(r.Batch, 1))))
+				}
 				p.Errors += r.Errors
 				p.Late += r.Late
 				if r.Verify != nil {
@@ -119,6 +130,9 @@ func main() {
 				}
 			}
 			p.Achieved, p.P50, p.P99, p.P999 = median(a), median(p50), median(p99), median(p999)
+			if len(cpu) > 0 {
+				p.CPUPerEvent = median(cpu)
+			}
 			points = append(points, p)
 		}
 	}
@@ -138,14 +152,17 @@ func main() {
 		return fmt.Sprintf("%.0f", p.Offered)
 	}
 	fmt.Printf("%d events per body.\n\n", shape.Batch)
-	fmt.Println("| system | offered ev/s | achieved ev/s | p50 ms | p99 ms | p99.9 ms | errors | late | missing in Kafka |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| system | offered ev/s | achieved ev/s | p50 ms | p99 ms | p99.9 ms | errors | late | missing in Kafka | server CPU µs/event |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	for _, p := range points {
-		miss := "–"
+		miss, cpu := "–", "–"
 		if p.Missing >= 0 {
 			miss = strconv.Itoa(p.Missing)
 		}
-		fmt.Printf("| %s | %s | %.0f | %.2f | %.2f | %.2f | %d | %d | %s |\n", labels[p.System], offered(p), p.Achieved, p.P50, p.P99, p.P999, p.Errors, p.Late, miss)
+		if p.CPUPerEvent > 0 {
+			cpu = fmt.Sprintf("%.1f", p.CPUPerEvent)
+		}
+		fmt.Printf("| %s | %s | %.0f | %.2f | %.2f | %.2f | %d | %d | %s | %s |\n", labels[p.System], offered(p), p.Achieved, p.P50, p.P99, p.P999, p.Errors, p.Late, miss, cpu)
 	}
 	at := func(s string, rate float64) *point {
 		for i := range points {
