@@ -2,8 +2,24 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
 	"sync"
 )
+
+// Key is an event's dedupe key, made once per event (Event.Key): Text identifies the event (see
+// Event.DedupeKey), and Sum is the first 128 bits of Text's SHA-256, under which the in-process memory, its
+// snapshot and the shared tier keep it. A key is hashed once, however many lookups it goes through.
+type Key struct {
+	Text string
+	Sum  [16]byte
+}
+
+// NewKey returns the key of text.
+func NewKey(text string) Key {
+	var buf [192]byte // Twilio's keys fit: hashed from the stack, not from a copy on the heap
+	sum := sha256.Sum256(append(buf[:0], text...))
+	return Key{Text: text, Sum: [16]byte(sum[:16])}
+}
 
 // Deduper remembers the keys of events that every sink they were routed to has acknowledged.
 //
@@ -12,8 +28,8 @@ import (
 // delivered must find it). It returns false when the store refused or dropped the write (a lossy cache
 // may), which makes a later duplicate possible but never loses an event. Both are safe for concurrent use.
 type Deduper interface {
-	Seen(key string) bool
-	Remember(key string) bool
+	Seen(key Key) bool
+	Remember(key Key) bool
 }
 
 // flight is an event being delivered by one request. Requests that receive the same event meanwhile wait
@@ -26,28 +42,28 @@ type flight struct {
 // flights tracks the events in flight by dedupe key.
 type flights struct {
 	mu sync.Mutex
-	m  map[string]*flight
+	m  map[[16]byte]*flight
 }
 
 // claim returns the flight for key and whether the caller owns it (and must call land).
-func (fs *flights) claim(key string) (*flight, bool) {
+func (fs *flights) claim(key Key) (*flight, bool) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	if f, ok := fs.m[key]; ok {
+	if f, ok := fs.m[key.Sum]; ok {
 		return f, false
 	}
 	if fs.m == nil {
-		fs.m = make(map[string]*flight)
+		fs.m = make(map[[16]byte]*flight)
 	}
 	f := &flight{done: make(chan struct{})}
-	fs.m[key] = f
+	fs.m[key.Sum] = f
 	return f, true
 }
 
 // land ends the owner's flight for key with its outcome and wakes the waiters.
-func (fs *flights) land(key string, f *flight, ok bool) {
+func (fs *flights) land(key Key, f *flight, ok bool) {
 	fs.mu.Lock()
-	delete(fs.m, key)
+	delete(fs.m, key.Sum)
 	fs.mu.Unlock()
 	f.ok = ok
 	close(f.done)

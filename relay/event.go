@@ -53,6 +53,9 @@ func (e *Event) DedupeKey() string {
 	return e.Endpoint + "\x00" + e.Source + "\x00" + e.ID
 }
 
+// Key returns the event's dedupe key: DedupeKey and its hash.
+func (e *Event) Key() Key { return NewKey(e.DedupeKey()) }
+
 // SchemaVersion returns the version number at the end of the dataschema URL Twilio sets: both
 // https://events-schemas.twilio.com/Messaging.MessageStatus/7 and, as the sink test event has it,
 // https://events-schemas.twilio.com/EventStreams.TestSink/1.json name a version (7, 1).

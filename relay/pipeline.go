@@ -110,7 +110,7 @@ type item struct {
 	// its lock, and Process copies res into the Outcome once pending is 0.
 	res     EventOutcome
 	pending int
-	key     string // "" for events never deduplicated (test events)
+	key     Key // zero for events never deduplicated (test events)
 	fl      *flight
 	shared  bool // claimed in the shared tier: commit or release it
 }
@@ -147,9 +147,9 @@ func (p *Pipeline) Process(ctx context.Context, b *Batch) (Outcome, error) {
 // and those another replica is delivering (recorded failed: Twilio retries them).
 func (p *Pipeline) claim(ctx context.Context, b *Batch, events []EventOutcome) (owned, waits []*item) {
 	owned = make([]*item, 0, len(b.Events))
-	var inBatch map[string]bool
+	var inBatch map[[16]byte]bool
 	if len(b.Events) > 1 {
-		inBatch = make(map[string]bool, len(b.Events))
+		inBatch = make(map[[16]byte]bool, len(b.Events))
 	}
 	for i, ev := range b.Events {
 		o := &events[i]
@@ -160,13 +160,13 @@ func (p *Pipeline) claim(ctx context.Context, b *Batch, events []EventOutcome) (
 			owned = append(owned, it)
 			continue
 		}
-		it.key = ev.DedupeKey()
-		if inBatch[it.key] {
+		it.key = ev.Key()
+		if inBatch[it.key.Sum] {
 			p.duplicate(b, o)
 			continue
 		}
 		if inBatch != nil {
-			inBatch[it.key] = true
+			inBatch[it.key.Sum] = true
 		}
 		switch p.claimKey(ctx, it) {
 		case claimedDuplicate:
@@ -252,7 +252,7 @@ func (p *Pipeline) claimShared(ctx context.Context, it *item) ClaimResult {
 func (p *Pipeline) remember(ctx context.Context, owned []*item) {
 	for _, it := range owned {
 		failed := it.res.Fate == Failed
-		if !failed && it.key != "" && !p.cfg.Dedupe.Remember(it.key) {
+		if !failed && it.key.Text != "" && !p.cfg.Dedupe.Remember(it.key) {
 			p.cfg.Observer.DedupeRememberRefused()
 		}
 		if !it.shared {

@@ -127,10 +127,10 @@ func TestPipelineSinkDownIsUnavailableAndNotRemembered(t *testing.T) {
 	// The delivery may still be in main's last attempt at the deadline: it remembers what landed when it
 	// ends (the events stay claimed until then, so a retry waits for it). Close waits for it.
 	waitWrites(t, f.p)
-	if f.dedupe.Seen(ev("1", "a.x").DedupeKey()) {
+	if f.dedupe.Seen(ev("1", "a.x").Key()) {
 		t.Fatal("an unacknowledged event was remembered: its retry would be dropped as a duplicate")
 	}
-	if !f.dedupe.Seen(ev("2", "b.y").DedupeKey()) {
+	if !f.dedupe.Seen(ev("2", "b.y").Key()) {
 		t.Fatal("the event its sink acknowledged was not remembered")
 	}
 	f.main.SetDown(false)
@@ -257,7 +257,7 @@ func TestPipelineDeadLetterDownFailsTheRequest(t *testing.T) {
 	if _, err := process(t, f2, batch(ev("x", "unrouted")), 100*time.Millisecond); relay.ErrorCode(err) != relay.EUNAVAILABLE {
 		t.Fatalf("err = %v, want EUNAVAILABLE", err)
 	}
-	if f2.dedupe.Seen(ev("x", "unrouted").DedupeKey()) {
+	if f2.dedupe.Seen(ev("x", "unrouted").Key()) {
 		t.Fatal("an event whose dead letter failed was remembered")
 	}
 }

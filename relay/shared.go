@@ -18,7 +18,7 @@ const (
 // An error means the tier is unreachable: the pipeline then carries on with local dedupe only
 // (at-least-once holds either way). All three are safe for concurrent use.
 type SharedDeduper interface {
-	Claim(ctx context.Context, key string) (ClaimResult, error)
-	Commit(ctx context.Context, key string) error
-	Release(ctx context.Context, key string) error
+	Claim(ctx context.Context, key Key) (ClaimResult, error)
+	Commit(ctx context.Context, key Key) error
+	Release(ctx context.Context, key Key) error
 }

@@ -159,8 +159,8 @@ func (c *Cache) settleRecent() {
 // The recent keys are looked at first: a key leaves them only after ristretto has applied it, so a
 // key missing from them is either in ristretto or was never remembered (the other order could miss a
 // key retired between the two lookups).
-func (c *Cache) Seen(key string) bool {
-	h := hashKey(key)
+func (c *Cache) Seen(key relay.Key) bool {
+	h := id(key.Sum)
 	c.mu.Lock()
 	_, recent := c.recent[h]
 	if !recent {
@@ -181,8 +181,8 @@ func (c *Cache) Seen(key string) bool {
 // drops a write when its buffer is full; Remember then waits for the buffer to drain and tries again,
 // twice at most, so that a burst costs a little latency instead of missed duplicates. It returns false
 // when the write was still dropped.
-func (c *Cache) Remember(key string) bool {
-	h := hashKey(key)
+func (c *Cache) Remember(key relay.Key) bool {
+	h := id(key.Sum)
 	for attempt := 0; ; attempt++ {
 		if c.c.SetWithTTL(cacheKey(h), struct{}{}, 1, c.window) {
 			now := time.Now()

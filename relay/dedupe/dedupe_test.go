@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/relaykit/twilio-relay/relay"
 )
 
 func TestRememberSeenExpire(t *testing.T) {
@@ -16,22 +18,22 @@ func TestRememberSeenExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close(context.Background())
-	if c.Seen("a") {
+	if c.Seen(relay.NewKey("a")) {
 		t.Fatal("fresh cache has seen a")
 	}
-	if !c.Remember("a") {
+	if !c.Remember(relay.NewKey("a")) {
 		t.Fatal("Remember refused on an empty cache")
 	}
 	c.Wait()
-	if !c.Seen("a") || c.Seen("b") {
+	if !c.Seen(relay.NewKey("a")) || c.Seen(relay.NewKey("b")) {
 		t.Fatal("Seen wrong after Remember(a)")
 	}
 	// ristretto's TTL sweep runs on a ticker (1 s buckets), so allow it a few seconds.
 	deadline := time.Now().Add(5 * time.Second)
-	for c.Seen("a") && time.Now().Before(deadline) {
+	for c.Seen(relay.NewKey("a")) && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	if c.Seen("a") {
+	if c.Seen(relay.NewKey("a")) {
 		t.Fatal("a is still remembered long after its window")
 	}
 }
@@ -62,7 +64,7 @@ func TestMissedUnderLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range perWorker {
-				if !c.Remember(fmt.Sprintf("ep\x00src\x00EZ%02d%08d", w, i)) {
+				if !c.Remember(relay.NewKey(fmt.Sprintf("ep\x00src\x00EZ%02d%08d", w, i))) {
 					refused.Add(1)
 				}
 			}
@@ -72,7 +74,7 @@ func TestMissedUnderLoad(t *testing.T) {
 	took := time.Since(start)
 	immediate := 0 // seen right away, before the write buffers drain
 	for i := range perWorker {
-		if !c.Seen(fmt.Sprintf("ep\x00src\x00EZ%02d%08d", 0, i)) {
+		if !c.Seen(relay.NewKey(fmt.Sprintf("ep\x00src\x00EZ%02d%08d", 0, i))) {
 			immediate++
 		}
 	}
@@ -80,7 +82,7 @@ func TestMissedUnderLoad(t *testing.T) {
 	missed := 0
 	for w := range workers {
 		for i := range perWorker {
-			if !c.Seen(fmt.Sprintf("ep\x00src\x00EZ%02d%08d", w, i)) {
+			if !c.Seen(relay.NewKey(fmt.Sprintf("ep\x00src\x00EZ%02d%08d", w, i))) {
 				missed++
 			}
 		}
@@ -107,7 +109,7 @@ func BenchmarkMemoryPerID(b *testing.B) {
 			b.Fatal(err)
 		}
 		for i := range ids {
-			c.Remember(fmt.Sprintf("events\x00/2010-04-01/Accounts/AC1/Messages/SM%030d.json\x00EZ%032d", i, i))
+			c.Remember(relay.NewKey(fmt.Sprintf("events\x00/2010-04-01/Accounts/AC1/Messages/SM%030d.json\x00EZ%032d", i, i)))
 			if i%10000 == 0 {
 				c.Wait() // keep the write buffer from dropping: measure storage, not drops
 			}
@@ -127,8 +129,8 @@ func BenchmarkSeenRemember(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			k := fmt.Sprintf("events\x00/src\x00EZ%032d", n.Add(1))
-			if !c.Seen(k) {
-				c.Remember(k)
+			if !c.Seen(relay.NewKey(k)) {
+				c.Remember(relay.NewKey(k))
 			}
 		}
 	})
@@ -150,7 +152,7 @@ func TestSeenOnceRemembered(t *testing.T) {
 			defer wg.Done()
 			for i := range 5000 {
 				key := fmt.Sprintf("w%d-%d", w, i)
-				if c.Remember(key) && !c.Seen(key) {
+				if c.Remember(relay.NewKey(key)) && !c.Seen(relay.NewKey(key)) {
 					unseen.Add(1)
 				}
 			}

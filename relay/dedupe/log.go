@@ -2,21 +2,15 @@ package dedupe
 
 import (
 	"cmp"
-	"crypto/sha256"
 	"encoding/binary"
 	"slices"
 	"time"
 )
 
-// id is what the cache keeps of a dedupe key: the first 128 bits of its SHA-256, the same hash the shared
-// Redis tier uses. A fixed hash (ristretto's own is seeded per process) lets the snapshot of one run be
-// read by the next.
+// id is what the cache keeps of a dedupe key: relay.Key's Sum, the first 128 bits of its SHA-256, which
+// the shared Redis tier uses too. A fixed hash (ristretto's own is seeded per process) lets the snapshot
+// of one run be read by the next.
 type id [16]byte
-
-func hashKey(key string) id {
-	sum := sha256.Sum256([]byte(key))
-	return id(sum[:16])
-}
 
 // compare orders ids as 128-bit big-endian numbers.
 func (a id) compare(b id) int {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relaykit/twilio-relay/relay"
 )
 
 func key(i int) string {
@@ -42,7 +44,7 @@ func TestSnapshotSurvivesRestart(t *testing.T) {
 		t.Errorf("a first start without a snapshot logs nothing about it: %s", logs.String())
 	}
 	for i := range 500 {
-		c.Remember(key(i))
+		c.Remember(relay.NewKey(key(i)))
 	}
 	if err := c.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -56,20 +58,20 @@ func TestSnapshotSurvivesRestart(t *testing.T) {
 		t.Errorf("the load is not logged with its count: %s", logs.String())
 	}
 	for i := range 500 {
-		if !c.Seen(key(i)) {
+		if !c.Seen(relay.NewKey(key(i))) {
 			t.Fatalf("key %d not seen after the restart", i)
 		}
 	}
-	if c.Seen(key(500)) {
+	if c.Seen(relay.NewKey(key(500))) {
 		t.Fatal("a key never remembered is seen")
 	}
-	c.Remember(key(500))
+	c.Remember(relay.NewKey(key(500)))
 	if err := c.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	c = newCache(t, path, time.Hour, 1000, nil)
 	defer c.Close(context.Background())
-	if !c.Seen(key(0)) || !c.Seen(key(500)) {
+	if !c.Seen(relay.NewKey(key(0))) || !c.Seen(relay.NewKey(key(500))) {
 		t.Fatal("the second snapshot lost what the first one held, or what was remembered since")
 	}
 	if matches, _ := filepath.Glob(path + ".tmp-*"); len(matches) > 0 {
@@ -83,8 +85,8 @@ func TestSnapshotSkipsExpired(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dedupe.snapshot")
 	now := time.Now()
 	entries := sortEntries([]entry{
-		{id: hashKey("old"), exp: unixSeconds(now.Add(-time.Minute))},
-		{id: hashKey("live"), exp: unixSeconds(now.Add(time.Hour))},
+		{id: id(relay.NewKey("old").Sum), exp: unixSeconds(now.Add(-time.Minute))},
+		{id: id(relay.NewKey("live").Sum), exp: unixSeconds(now.Add(time.Hour))},
 	})
 	if err := writeSnapshot(path, entries); err != nil {
 		t.Fatal(err)
@@ -92,14 +94,14 @@ func TestSnapshotSkipsExpired(t *testing.T) {
 	var logs bytes.Buffer
 	c := newCache(t, path, 2*time.Second, 10, &logs) // a window shorter than the hour left
 	defer c.Close(context.Background())
-	if c.Seen("old") || !c.Seen("live") {
-		t.Fatalf("old seen %v, live seen %v; want only live", c.Seen("old"), c.Seen("live"))
+	if c.Seen(relay.NewKey("old")) || !c.Seen(relay.NewKey("live")) {
+		t.Fatalf("old seen %v, live seen %v; want only live", c.Seen(relay.NewKey("old")), c.Seen(relay.NewKey("live")))
 	}
 	if !strings.Contains(logs.String(), "ids=1 expired=1") {
 		t.Errorf("load not logged with its counts: %s", logs.String())
 	}
 	time.Sleep(3100 * time.Millisecond) // expiries are whole seconds
-	if c.Seen("live") {
+	if c.Seen(relay.NewKey("live")) {
 		t.Fatal("an entry outlived the current window")
 	}
 }
@@ -119,7 +121,7 @@ func TestSnapshotDamagedIgnored(t *testing.T) {
 	good := filepath.Join(t.TempDir(), "good")
 	c := newCache(t, good, time.Hour, 100, nil)
 	for i := range 10 {
-		c.Remember(key(i))
+		c.Remember(relay.NewKey(key(i)))
 	}
 	if err := c.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -157,16 +159,16 @@ func TestSnapshotDamagedIgnored(t *testing.T) {
 			if !strings.Contains(logs.String(), "dedupe snapshot ignored") || !strings.Contains(logs.String(), tc.want) {
 				t.Errorf("log %q lacks %q", logs.String(), tc.want)
 			}
-			if c.Seen(key(0)) {
+			if c.Seen(relay.NewKey(key(0))) {
 				t.Error("an id of an ignored snapshot is seen")
 			}
-			c.Remember("new")
+			c.Remember(relay.NewKey("new"))
 			if err := c.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			c = newCache(t, path, time.Hour, 100, nil)
 			defer c.Close(context.Background())
-			if !c.Seen("new") {
+			if !c.Seen(relay.NewKey("new")) {
 				t.Error("the snapshot written over the damaged one does not hold what was remembered")
 			}
 		})
@@ -180,7 +182,7 @@ func TestSnapshotUnwritable(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newCache(t, filepath.Join(file, "snap"), time.Hour, 100, nil) // its directory is a file
-	c.Remember("a")
+	c.Remember(relay.NewKey("a"))
 	if err := c.Close(context.Background()); err == nil || !strings.Contains(err.Error(), "snapshot") {
 		t.Fatalf("Close = %v, want the snapshot's error", err)
 	}
@@ -230,7 +232,7 @@ func BenchmarkSnapshot(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "dedupe.snapshot")
 	c := newCache(b, path, 4*time.Hour, ids, nil)
 	for i := range ids {
-		c.Remember(key(i))
+		c.Remember(relay.NewKey(key(i)))
 		if i%10000 == 0 {
 			c.Wait()
 		}
@@ -254,7 +256,7 @@ func BenchmarkSnapshot(b *testing.B) {
 	}
 	missing := 0
 	for i := 0; i < ids; i += 1000 {
-		if !c.Seen(key(i)) {
+		if !c.Seen(relay.NewKey(key(i))) {
 			missing++
 		}
 	}
@@ -273,7 +275,7 @@ func BenchmarkSnapshot(b *testing.B) {
 func BenchmarkSortEntries(b *testing.B) {
 	src := make([]entry, 1_500_000)
 	for i := range src {
-		src[i] = entry{id: hashKey(fmt.Sprint(i)), exp: uint32(i)}
+		src[i] = entry{id: id(relay.NewKey(fmt.Sprint(i)).Sum), exp: uint32(i)}
 	}
 	buf := make([]entry, len(src))
 	for range b.N {

@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -96,13 +95,11 @@ func NewDeduper(cfg DedupeConfig, claimTTL, window time.Duration, log *slog.Logg
 	}, nil
 }
 
-func (d *Deduper) key(k string) string {
-	sum := sha256.Sum256([]byte(k))
-	return d.prefix + hex.EncodeToString(sum[:16])
-}
+// key is the Redis key of an event: the prefix and the hex of its 128-bit hash.
+func (d *Deduper) key(k relay.Key) string { return d.prefix + hex.EncodeToString(k.Sum[:]) }
 
 // Claim implements relay.SharedDeduper.
-func (d *Deduper) Claim(ctx context.Context, key string) (relay.ClaimResult, error) {
+func (d *Deduper) Claim(ctx context.Context, key relay.Key) (relay.ClaimResult, error) {
 	prev, err := d.client.SetArgs(ctx, d.key(key), d.mine, goredis.SetArgs{Mode: "NX", Get: true, TTL: d.claimTTL}).Result()
 	switch {
 	case errors.Is(err, goredis.Nil):
@@ -117,7 +114,7 @@ func (d *Deduper) Claim(ctx context.Context, key string) (relay.ClaimResult, err
 }
 
 // Commit implements relay.SharedDeduper.
-func (d *Deduper) Commit(ctx context.Context, key string) error {
+func (d *Deduper) Commit(ctx context.Context, key relay.Key) error {
 	if err := d.client.Set(ctx, d.key(key), "done", d.window).Err(); err != nil {
 		d.warn("commit", err)
 		return err
@@ -126,7 +123,7 @@ func (d *Deduper) Commit(ctx context.Context, key string) error {
 }
 
 // Release implements relay.SharedDeduper.
-func (d *Deduper) Release(ctx context.Context, key string) error {
+func (d *Deduper) Release(ctx context.Context, key relay.Key) error {
 	if err := release.Run(ctx, d.client, []string{d.key(key)}, d.mine).Err(); err != nil {
 		d.warn("release", err)
 		return err

@@ -103,23 +103,23 @@ type Deduper struct {
 }
 
 // Seen implements relay.Deduper.
-func (d *Deduper) Seen(key string) bool {
+func (d *Deduper) Seen(key relay.Key) bool {
 	d.mu.Lock()
-	seen := d.keys[key]
+	seen := d.keys[key.Text]
 	d.mu.Unlock()
 	if d.AfterSeen != nil {
-		d.AfterSeen(key)
+		d.AfterSeen(key.Text)
 	}
 	return seen
 }
 
 // Remember implements relay.Deduper.
-func (d *Deduper) Remember(key string) bool {
+func (d *Deduper) Remember(key relay.Key) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.keys == nil {
 		d.keys = map[string]bool{}
 	}
-	d.keys[key] = true
+	d.keys[key.Text] = true
 	return true
 }
