@@ -104,6 +104,18 @@ func BenchmarkPerEventEncode(b *testing.B) {
 	}
 }
 
+// BenchmarkPerEventStdlibValid is the yardstick: encoding/json's Valid over the same body, run beside the
+// stages so that on a loaded machine their times can be read as ratios to it (docs/benchmarks.md).
+func BenchmarkPerEventStdlibValid(b *testing.B) {
+	body := benchBody(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !json.Valid(body) {
+			b.Fatal("invalid")
+		}
+	}
+}
+
 // BenchmarkPerEventAll is one 1-event body through every stage.
 func BenchmarkPerEventAll(b *testing.B) {
 	body := benchBody(b)

@@ -48,32 +48,32 @@ func Decode(endpoint string, body []byte, at time.Time, opts DecodeOptions) *rel
 	}
 	u := uniques.Get().(*jsonscan.Unique)
 	defer uniques.Put(u)
-	add := func(i int, raw []byte) bool {
-		ev, err := decodeEvent(raw, opts, u)
+	// add reads the event at the start of rest and returns its length.
+	add := func(i int, rest []byte) int {
+		ev, raw, err := decodeEvent(rest, opts, u)
 		if err != nil {
 			reason := relay.ReasonInvalidEvent
 			if errors.As(err, new(duplicateKeyError)) {
 				reason = relay.ReasonDuplicateKey
 			}
 			b.Rejects = append(b.Rejects, relay.Reject{Raw: raw, Reason: reason, Detail: fmt.Sprintf("event %d: %v", i, err)})
-			return true
+			return len(raw)
 		}
 		ev.Endpoint = endpoint
 		b.Events = append(b.Events, ev)
-		return true
+		return len(raw)
 	}
 	if trimmed[0] == '{' {
 		add(0, trimmed)
 		return b
 	}
 	i, over := 0, false
-	jsonscan.Elements(trimmed, func(raw []byte) bool {
+	jsonscan.ElementsRead(trimmed, func(rest []byte) int {
 		if over = opts.MaxEvents > 0 && i == opts.MaxEvents; over {
-			return false // one element too many: the whole body is rejected below
+			return 0 // one element too many: the whole body is rejected below
 		}
-		add(i, raw)
 		i++
-		return true
+		return add(i-1, rest)
 	})
 	if over {
 		b.Events = nil
@@ -111,12 +111,14 @@ func (e duplicateKeyError) Error() string { return fmt.Sprintf("duplicate key %s
 
 // decodeEvent checks one event against CloudEvents 1.0: specversion "1.0" and non-empty string id, source
 // and type are required; the other context attributes, when present, must be strings; no object in it
-// may repeat a key (u finds them as it reads the members). raw is valid JSON.
-func decodeEvent(raw []byte, opts DecodeOptions, u *jsonscan.Unique) (*relay.Event, error) {
-	ev := &relay.Event{Raw: raw}
+// may repeat a key (u finds them as it reads the members). The event is the JSON value at the start of
+// rest, which is valid JSON and may go on after it (the rest of an array); raw is the event's text, found
+// in the same pass as its members.
+func decodeEvent(rest []byte, opts DecodeOptions, u *jsonscan.Unique) (ev *relay.Event, raw []byte, err error) {
+	ev = &relay.Event{}
 	var attrs [len(contextAttrs)][]byte
 	var data, b64 []byte
-	isObject, dup := u.Members(raw, func(k, v []byte) bool {
+	isObject, end, dup := u.Members(rest, func(k, v []byte) bool {
 		name, ok := jsonscan.Text(k) // in place: no copy of the key unless it is an extension's
 		if !ok {
 			return true
@@ -142,11 +144,13 @@ func decodeEvent(raw []byte, opts DecodeOptions, u *jsonscan.Unique) (*relay.Eve
 		}
 		return true
 	})
+	raw = rest[:max(end, 0)]
+	ev.Raw = raw
 	switch {
 	case dup != nil:
-		return nil, duplicateKeyError{dup}
+		return nil, raw, duplicateKeyError{dup}
 	case !isObject && string(raw) != "null":
-		return nil, errors.New("not a JSON object")
+		return nil, raw, errors.New("not a JSON object")
 	}
 	var errs []string
 	dst := [...]*string{&ev.SpecVersion, &ev.ID, &ev.Source, &ev.Type, &ev.Subject, &ev.Time, &ev.DataSchema, &ev.DataContentType}
@@ -188,14 +192,14 @@ func decodeEvent(raw []byte, opts DecodeOptions, u *jsonscan.Unique) (*relay.Eve
 		var replaced bool
 		if ev.Data, replaced = normaliseData(data, opts); replaced { // the JSON a data string held
 			if dup := u.Duplicate(ev.Data); dup != nil {
-				return nil, duplicateKeyError{dup}
+				return nil, raw, duplicateKeyError{dup}
 			}
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(errs, "; "))
+		return nil, raw, errors.New(strings.Join(errs, "; "))
 	}
-	return ev, nil
+	return ev, raw, nil
 }
 
 // attrStrings returns the string value of each attribute and whether it is a JSON string. The values

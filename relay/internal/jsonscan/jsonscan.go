@@ -192,6 +192,23 @@ func skipValue(b []byte, i int) int {
 // Elements calls fn for each element of the JSON array arr, in order, with its raw value, until fn
 // returns false. It reports false when arr is not an array.
 func Elements(arr []byte, fn func(value []byte) bool) bool {
+	stopped := false
+	ok := ElementsRead(arr, func(rest []byte) int {
+		end := skipValue(rest, 0)
+		if end > 0 && !fn(rest[:end]) {
+			stopped = true
+			return 0
+		}
+		return end
+	})
+	return ok || stopped
+}
+
+// ElementsRead walks the JSON array arr as Elements does, but leaves finding each element's end to read:
+// it calls read with arr from the element's start on, and read returns the element's length, or 0 to
+// stop. A reader that finds the end as it reads (Unique.Members) so scans each element once. It reports
+// false when arr is not an array, read stopped, or what follows an element is neither ',' nor ']'.
+func ElementsRead(arr []byte, read func(rest []byte) int) bool {
 	i := skipSpace(arr, 0)
 	if i >= len(arr) || arr[i] != '[' {
 		return false
@@ -201,14 +218,11 @@ func Elements(arr []byte, fn func(value []byte) bool) bool {
 		return true
 	}
 	for i < len(arr) {
-		end := skipValue(arr, i)
-		if end <= i {
+		n := read(arr[i:])
+		if n <= 0 {
 			return false
 		}
-		if !fn(arr[i:end]) {
-			return true
-		}
-		i = skipSpace(arr, end)
+		i = skipSpace(arr, i+n)
 		if i >= len(arr) {
 			return false
 		}

@@ -38,56 +38,69 @@ func keyBit(key []byte) uint64 {
 	return 1 << (h & 63)
 }
 
-// Members calls fn for each member of the JSON object obj, as the package's Members does, and reports
-// whether obj is an object and the first key that appears twice in one object, obj itself or any object
-// inside it (raw, with its quotes), or nil. It stops at that key, before calling fn for its member.
-func (u *Unique) Members(obj []byte, fn func(key, value []byte) bool) (isObject bool, dup []byte) {
-	i := skipSpace(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return false, nil
+// Members calls fn for each member of the JSON object at the start of obj, as the package's Members
+// does, and reports whether it is an object, the index just after the value at obj's start (no more
+// than the value's start when it has no end: obj is not valid JSON there), and the first key that appears twice in one object, the
+// object itself or any object inside it (raw, with its quotes), or nil. It stops calling fn at that key,
+// before its member. obj may go on after the value (the rest of an array): what follows is not read, so
+// an array's element is read in one pass instead of once to find its end and again for its members.
+func (u *Unique) Members(obj []byte, fn func(key, value []byte) bool) (isObject bool, end int, dup []byte) {
+	start := skipSpace(obj, 0)
+	if start >= len(obj) || obj[start] != '{' {
+		return false, skipValue(obj, start), nil
 	}
+	end, stopped, dup := u.members(obj, start, fn)
+	if stopped || dup != nil {
+		end = skipValue(obj, start) // the rest of the object was not walked
+	}
+	return end > start, end, dup
+}
+
+// members walks the object at obj[start] (a '{'): the index after it (start when malformed), whether fn
+// stopped the walk, and the first repeated key.
+func (u *Unique) members(obj []byte, start int, fn func(key, value []byte) bool) (end int, stopped bool, dup []byte) {
 	u.keys, u.frames = u.keys[:0], append(u.frames[:0], frame{object: true})
-	i = skipSpace(obj, i+1)
+	i := skipSpace(obj, start+1)
 	if i < len(obj) && obj[i] == '}' {
-		return true, nil
+		return i + 1, false, nil
 	}
 	for i < len(obj) {
 		kEnd := skipString(obj, i)
 		if kEnd <= i {
-			return false, nil
+			return start, false, nil
 		}
 		key := obj[i:kEnd]
 		if u.add(key) {
-			return true, key
+			return start, false, key
 		}
 		i = skipSpace(obj, kEnd)
 		if i >= len(obj) || obj[i] != ':' {
-			return false, nil
+			return start, false, nil
 		}
 		vStart := skipSpace(obj, i+1)
 		vEnd, dup := u.skip(obj, vStart)
 		if dup != nil {
-			return true, dup
+			return start, false, dup
 		}
 		if vEnd <= vStart {
-			return false, nil
+			return start, false, nil
 		}
 		if !fn(key, obj[vStart:vEnd]) {
-			return true, nil
+			return start, true, nil
 		}
 		i = skipSpace(obj, vEnd)
 		if i >= len(obj) {
-			return false, nil
+			return start, false, nil
 		}
 		if obj[i] == '}' {
-			return true, nil
+			return i + 1, false, nil
 		}
 		if obj[i] != ',' {
-			return false, nil
+			return start, false, nil
 		}
 		i = skipSpace(obj, i+1)
 	}
-	return false, nil
+	return start, false, nil
 }
 
 // Duplicate reports the first key that appears twice in one object of the JSON value v, or nil.

@@ -29,7 +29,7 @@ func TestUnique(t *testing.T) {
 		{`[{"a":1},{"a":1}]`, ``},
 		{`[{"a":1,"b":[],"a":2}]`, `"a"`},
 		{`{"a":"\"a\":","a":1}`, `"a"`},
-		{`{"s":"{\"a\":1,\"a\":2}"}`, ``}, // inside a string: not an object
+		{`{"s":"{\"a\":1,\"a\":2}"}`, ``},       // inside a string: not an object
 		{"{\"\xb4\":1,\"\x88\":2}", "\"\x88\""}, // invalid UTF-8: both read as U+FFFD (found by FuzzDecode)
 		{`{"é":1,"è":2,"e":3}`, ``},
 		{`{"e":{},"f":{},"e":{}}`, `"e"`},
@@ -45,9 +45,9 @@ func TestUnique(t *testing.T) {
 		}
 		if strings.HasPrefix(tc.json, "{") {
 			n := 0
-			isObj, dup := u.Members([]byte(tc.json), func(k, v []byte) bool { n++; return true })
-			if !isObj || string(dup) != tc.dup {
-				t.Errorf("Members(%.50s) = %v, %s; want an object, %s", tc.json, isObj, dup, tc.dup)
+			isObj, end, dup := u.Members([]byte(tc.json+`,"after"]`), func(k, v []byte) bool { n++; return true })
+			if !isObj || end != len(tc.json) || string(dup) != tc.dup {
+				t.Errorf("Members(%.50s) = %v, %d, %s; want an object, %d, %s", tc.json, isObj, end, dup, len(tc.json), tc.dup)
 			}
 		}
 	}
