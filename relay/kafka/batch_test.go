@@ -281,7 +281,14 @@ func partition0(t testing.TB, bootstrap, topic string) kafkago.Partition {
 	t.Helper()
 	client := kafkaClient(bootstrap)
 	defer client.Transport.(*kafkago.Transport).CloseIdleConnections()
+	// Asked again when a broker does not answer in time: one may be the broker just stopped or restarted,
+	// and a loaded machine slows the others (seen under -race at a load average of 10).
+	deadline := time.Now().Add(45 * time.Second)
 	md, err := client.Metadata(context.Background(), &kafkago.MetadataRequest{Topics: []string{topic}})
+	for err != nil && time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		md, err = client.Metadata(context.Background(), &kafkago.MetadataRequest{Topics: []string{topic}})
+	}
 	if err != nil {
 		t.Fatalf("metadata of %s: %v", topic, err)
 	}
