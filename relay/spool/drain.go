@@ -53,6 +53,9 @@ func (s *Spool) drain(ctx context.Context, sink string, deliver Deliver) {
 	st := s.sinks[sink]
 	s.mu.Unlock()
 	backoff := s.cfg.RetryMin
+	// Entries delivered that the spool could not delete (on a full disk even a delete can fail): skipped
+	// by the next batches, so never delivered twice, and deleted with the next batch's.
+	undeleted := map[string]bool{}
 	for ctx.Err() == nil {
 		if !s.Has(sink) {
 			select {
@@ -61,9 +64,16 @@ func (s *Spool) drain(ctx context.Context, sink string, deliver Deliver) {
 			}
 			continue
 		}
-		keys, msgs := s.peek(sink)
+		keys, msgs := s.peek(sink, undeleted)
 		if len(msgs) == 0 {
-			continue // only damaged entries: moved aside by peek
+			if len(undeleted) > 0 && s.removeDelivered(sink, nil, undeleted) != nil {
+				select { // nothing else to deliver, and the disk still full: wait before trying again
+				case <-time.After(backoff):
+				case <-ctx.Done():
+				}
+				backoff = min(2*backoff, s.cfg.RetryMax)
+			}
+			continue // else only damaged entries: moved aside by peek
 		}
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		errs := deliver(dctx, sink, msgs)
@@ -77,9 +87,9 @@ func (s *Spool) drain(ctx context.Context, sink string, deliver Deliver) {
 				failed++
 			}
 		}
-		if len(done) > 0 {
-			if err := s.remove(sink, done, true); err != nil {
-				s.log.Error("spool: removing delivered entries", slog.String("sink", sink), slog.Any("error", err))
+		if len(done) > 0 || len(undeleted) > 0 {
+			if err := s.removeDelivered(sink, done, undeleted); err != nil {
+				s.log.Error("spool: removing delivered entries (they are not delivered again)", slog.String("sink", sink), slog.Any("error", err))
 			}
 		}
 		if failed == 0 {
@@ -96,6 +106,23 @@ func (s *Spool) drain(ctx context.Context, sink string, deliver Deliver) {
 	}
 }
 
+// removeDelivered deletes the delivered entries done and those a delete failed for before (undeleted),
+// and updates undeleted: empty once they are deleted, holding done too when the delete fails.
+func (s *Spool) removeDelivered(sink string, done [][]byte, undeleted map[string]bool) error {
+	keys := done
+	for k := range undeleted {
+		keys = append(keys, []byte(k))
+	}
+	if err := s.remove(sink, keys, true); err != nil {
+		for _, k := range done {
+			undeleted[string(k)] = true
+		}
+		return err
+	}
+	clear(undeleted)
+	return nil
+}
+
 func firstErr(errs []error) error {
 	for _, e := range errs {
 		if e != nil {
@@ -105,14 +132,17 @@ func firstErr(errs []error) error {
 	return nil
 }
 
-// peek reads the oldest batch of the sink's entries. Entries that fail their checksum or do not decode
-// are moved to the _corrupt bucket, counted and logged.
-func (s *Spool) peek(sink string) (keys [][]byte, msgs []relay.Message) {
+// peek reads the oldest batch of the sink's entries, skipping those in skip. Entries that fail their
+// checksum or do not decode are moved to the _corrupt bucket, counted and logged.
+func (s *Spool) peek(sink string, skip map[string]bool) (keys [][]byte, msgs []relay.Message) {
 	var bad [][]byte
 	var badVals [][]byte
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket([]byte(sink)).Cursor()
 		for k, v := c.First(); k != nil && len(msgs) < s.cfg.BatchSize; k, v = c.Next() {
+			if skip[string(k)] {
+				continue
+			}
 			m, err := decode(v)
 			if err != nil {
 				bad = append(bad, bytes.Clone(k))
