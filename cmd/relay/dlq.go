@@ -214,14 +214,18 @@ type replayed struct {
 	keys map[string]bool
 }
 
-func (d *replayed) Seen(key string) bool { d.mu.Lock(); defer d.mu.Unlock(); return d.keys[key] }
+func (d *replayed) Seen(key relay.Key) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.keys[key.Text]
+}
 
-func (d *replayed) Remember(key string) bool {
+func (d *replayed) Remember(key relay.Key) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.keys == nil {
 		d.keys = map[string]bool{}
 	}
-	d.keys[key] = true
+	d.keys[key.Text] = true
 	return true
 }
