@@ -62,8 +62,13 @@ func TestSinkBatching(t *testing.T) {
 		}
 		got := byID(t, readTopic(t, srv.Addr(), topic))
 		for _, m := range msgs {
-			if r, ok := got[m.Event.ID]; !ok || r.Partition != javaPartition(m.Key, 3) {
+			r, ok := got[m.Event.ID]
+			if !ok || r.Partition != javaPartition(m.Key, 3) {
 				t.Errorf("%s: in Kafka %v, partition %d, want partition %d", m.Event.ID, ok, r.Partition, javaPartition(m.Key, 3))
+			}
+			// Positions come from each request's base offset: every record's own, not its request's first.
+			if at := (relay.Position{Set: true, Partition: int32(r.Partition), Offset: r.Offset}); m.Position != at {
+				t.Errorf("%s: Write said it landed at %v, Kafka holds it at %v", m.Event.ID, m.Position, at)
 			}
 		}
 	})
@@ -181,6 +186,13 @@ func TestSinkBatching(t *testing.T) {
 		}
 		if fmt.Sprint(order) != "[EZp0 EZp1 EZp2 EZp3 EZp4 EZp5 EZp6]" {
 			t.Errorf("records %v, want the 7 small ones in order", order)
+		}
+		got := byID(t, recs) // the halves' base offsets give each record's position
+		for _, m := range msgs {
+			r, ok := got[m.Event.ID]
+			if at := (relay.Position{Set: true, Partition: int32(r.Partition), Offset: r.Offset}); ok != m.Position.Set || (ok && m.Position != at) {
+				t.Errorf("%s: Write said it landed at %+v; in Kafka: %v at %v", m.Event.ID, m.Position, ok, at)
+			}
 		}
 	})
 }

@@ -121,9 +121,11 @@ func validTopic(name string) bool {
 // produce request (with those of concurrent writes, when they queue behind a request in flight), and the
 // partitions are written concurrently and fail independently, so that a missing topic holds up only its
 // own messages. A message that can never be written (invalid topic name, over max_message_bytes, refused
-// by the broker as too large or invalid) fails with a permanent error.
+// by the broker as too large or invalid) fails with a permanent error. Each acknowledged message's
+// Position is set to its partition and offset, from the base offset the broker gave its request.
 func (s *Sink) Write(ctx context.Context, msgs []relay.Message) error {
-	c := &call{s: s, ctx: ctx, errs: make(relay.WriteErrors, len(msgs)), done: make(chan struct{})}
+	c := &call{s: s, ctx: ctx, errs: make(relay.WriteErrors, len(msgs)), at: make([]relay.Position, len(msgs)),
+		done: make(chan struct{})}
 	kms := make([]kafkago.Message, len(msgs))
 	sizes := make([]int64, len(msgs)) // 0: not to be written
 	var topics []string               // in order of first appearance
@@ -352,6 +354,11 @@ func (c *call) wait(msgs []relay.Message) error {
 			if err == errUnanswered {
 				c.errs[i] = c.s.classify(msgs[i].Topic, c.ctx.Err())
 			}
+		}
+	}
+	for i, at := range c.at { // where the acknowledged ones landed, for people (relay.Sink)
+		if at.Set && c.errs[i] == nil {
+			msgs[i].Position = at
 		}
 	}
 	return c.result()

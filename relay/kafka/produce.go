@@ -24,6 +24,7 @@ type call struct {
 	ctx  context.Context
 	mu   sync.Mutex
 	errs relay.WriteErrors // under mu; read by Write after done, or given up when ctx ends
+	at   []relay.Position  // where each acknowledged message landed, under mu
 	left int               // chunks not yet answered, under mu
 	gone bool              // Write returned early: answers are dropped, under mu
 	done chan struct{}
@@ -37,9 +38,9 @@ type chunk struct {
 	bytes int64
 }
 
-// answer records the outcome of each of ch's messages: errAt(j) for message j, nil when it was
-// acknowledged.
-func (ch *chunk) answer(errAt func(j int) error) {
+// answer records the outcome of each of ch's messages, written to partition: at(j) gives message j's
+// error, nil when it was acknowledged, and its offset (-1 when the broker did not say: acks=none).
+func (ch *chunk) answer(partition int, at func(j int) (offset int64, err error)) {
 	c := ch.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -47,7 +48,11 @@ func (ch *chunk) answer(errAt func(j int) error) {
 		return
 	}
 	for j, i := range ch.idx {
-		c.errs[i] = errAt(j)
+		off, err := at(j)
+		c.errs[i] = err
+		if err == nil && off >= 0 {
+			c.at[i] = relay.Position{Set: true, Partition: int32(partition), Offset: off}
+		}
 	}
 	if c.left--; c.left == 0 {
 		close(c.done)
@@ -98,7 +103,7 @@ func (l *lane) take(batchSize int, maxBytes int64) []*chunk {
 	defer func() {
 		for _, ch := range dropped {
 			err := ch.c.s.classify(l.key.topic, ch.c.ctx.Err())
-			ch.answer(func(int) error { return err })
+			ch.answer(l.key.partition, func(int) (int64, error) { return -1, err })
 		}
 	}()
 	l.mu.Lock()
@@ -149,19 +154,16 @@ func (s *Sink) send(l *lane) {
 			n += len(ch.msgs)
 			nbytes += ch.bytes
 		}
-		errs, base, err := s.produce(l.key, parts, n, nbytes)
-		pos := 0
+		res := s.produce(l.key, parts, n, nbytes)
+		first := 0 // the chunk's first record in the batch
 		for _, ch := range batch {
-			off := pos
-			ch.answer(func(j int) error {
-				if errs != nil {
-					return s.classify(l.key.topic, errs[off+j])
-				}
-				return s.classify(l.key.topic, err)
+			k := first
+			ch.answer(l.key.partition, func(j int) (int64, error) {
+				off, err := res.record(k + j)
+				return off, s.classify(l.key.topic, err)
 			})
-			pos += len(ch.msgs)
+			first += len(ch.msgs)
 		}
-		_ = base // the offset of the batch's first record: records follow in order
 	}
 }
 
@@ -187,26 +189,46 @@ func (s *Sink) lingerFor(l *lane) {
 	}
 }
 
+// produced is what producing a batch came to: one error for all its records and the first one's offset,
+// or, when the batch was split, an error and an offset per record.
+type produced struct {
+	err  error
+	base int64   // the first record's offset (the others follow it); -1 when unknown (acks=none)
+	errs []error // per record, when split
+	offs []int64 // per record, when split; -1 when unknown
+}
+
+// record returns record k's offset (-1 when unknown or not written) and error.
+func (p produced) record(k int) (int64, error) {
+	switch {
+	case p.errs != nil:
+		return p.offs[k], p.errs[k]
+	case p.err != nil || p.base < 0:
+		return -1, p.err
+	}
+	return p.base + int64(k), nil
+}
+
 // produce sends the records of parts (n in all) to one partition in one request and returns either one
-// error for all of them (errs nil) or, when the broker refused the batch for what some of its records
-// are, one error per record: the batch is split in halves until each refusal is pinned on its record.
-func (s *Sink) produce(key laneKey, parts [][]kafkago.Message, n int, nbytes int64) (errs []error, base int64, err error) {
-	base, err = s.produceOnce(key, parts, n, nbytes)
+// outcome for all of them or, when the broker refused the batch for what some of its records are, one per
+// record: the batch is split in halves until each refusal is pinned on its record.
+func (s *Sink) produce(key laneKey, parts [][]kafkago.Message, n int, nbytes int64) produced {
+	base, err := s.produceOnce(key, parts, n, nbytes)
 	if err == nil || n == 1 || !recordLevel(err) {
-		return nil, base, err
+		return produced{err: err, base: base}
 	}
 	var flat []kafkago.Message
 	for _, p := range parts {
 		flat = append(flat, p...)
 	}
-	errs = make([]error, n)
-	s.split(key, flat, errs)
-	return errs, base, nil
+	res := produced{errs: make([]error, n), offs: make([]int64, n)}
+	s.split(key, flat, res.errs, res.offs)
+	return res
 }
 
 // split produces msgs in two halves, one after the other so that order holds, and recursively splits a
-// half refused for a record-level reason, filling errs (one per message).
-func (s *Sink) split(key laneKey, msgs []kafkago.Message, errs []error) {
+// half refused for a record-level reason, filling errs and offs (one per message).
+func (s *Sink) split(key laneKey, msgs []kafkago.Message, errs []error, offs []int64) {
 	half := len(msgs) / 2
 	for _, r := range [][2]int{{0, half}, {half, len(msgs)}} {
 		part := msgs[r[0]:r[1]]
@@ -214,13 +236,16 @@ func (s *Sink) split(key laneKey, msgs []kafkago.Message, errs []error) {
 		for i := range part {
 			nbytes += size(&part[i])
 		}
-		_, err := s.produceOnce(key, [][]kafkago.Message{part}, len(part), nbytes)
+		base, err := s.produceOnce(key, [][]kafkago.Message{part}, len(part), nbytes)
 		if err != nil && len(part) > 1 && recordLevel(err) {
-			s.split(key, part, errs[r[0]:r[1]])
+			s.split(key, part, errs[r[0]:r[1]], offs[r[0]:r[1]])
 			continue
 		}
 		for i := r[0]; i < r[1]; i++ {
-			errs[i] = err
+			errs[i], offs[i] = err, -1
+			if err == nil && base >= 0 {
+				offs[i] = base + int64(i-r[0])
+			}
 		}
 	}
 }
