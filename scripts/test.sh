@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (README.md): vet, the whole suite with the race detector against a real
+# The project's test command (README.md): gofmt, vet, the whole suite with the race detector against a real
 # Apache Kafka broker (fetched from Maven Central on first use and cached) and real Redis and NATS
 # servers, the Helm chart's tests (helm, helm-unittest and kubectl-validate built from the Go module
 # proxy on first use and cached), the chart on a real single-node Kubernetes (built from the Go module
@@ -11,7 +11,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== go vet"
+echo "== gofmt, go vet"
+unformatted=$(gofmt -l .)
+if [[ -n $unformatted ]]; then
+	echo "not gofmt-formatted (run gofmt -w on them):" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
 go vet ./...
 
 echo "== Kafka broker jars"
