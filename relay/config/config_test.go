@@ -264,7 +264,7 @@ func TestDefaults(t *testing.T) {
 		{"kafka.batch_timeout", time.Duration(k.BatchTimeout), time.Duration(0)},
 		{"kafka.batch_size", k.BatchSize, 1000},
 		{"kafka.max_message_bytes", k.MaxMessageBytes, relay.ByteSize(1 << 20)},
-		{"kafka.write_timeout", time.Duration(k.WriteTimeout), 5 * time.Second},
+		{"kafka.write_timeout", time.Duration(k.WriteTimeout), 30 * time.Second},
 		{"kafka.dial_timeout", time.Duration(k.DialTimeout), 3 * time.Second},
 		{"kafka.client_id", k.ClientID, "twilio-relay"},
 	}

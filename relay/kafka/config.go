@@ -81,7 +81,10 @@ func (c Config) Defaults() Config {
 		c.MaxMessageBytes = 1 << 20
 	}
 	if c.WriteTimeout == 0 {
-		c.WriteTimeout = relay.Duration(5 * time.Second)
+		// The Java producer's request.timeout.ms. kafka-go asks the broker to wait half of it for the
+		// replicas' acks; a shorter wait turns a leader that appended but lacks replicas for a moment
+		// into a failure, whose retry is a duplicate (docs/kafka.md).
+		c.WriteTimeout = relay.Duration(30 * time.Second)
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = relay.Duration(3 * time.Second)

@@ -26,7 +26,7 @@ func TestConfigDefaults(t *testing.T) {
 		Compression:     "none",
 		BatchSize:       1000, // BatchTimeout 0: an idle partition sends at once
 		MaxMessageBytes: 1 << 20,
-		WriteTimeout:    relay.Duration(5 * time.Second),
+		WriteTimeout:    relay.Duration(30 * time.Second),
 		DialTimeout:     relay.Duration(3 * time.Second),
 	}
 	if !reflect.DeepEqual(got, want) {
