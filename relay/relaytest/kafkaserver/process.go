@@ -232,7 +232,39 @@ func (s *Server) signalPause(pause bool) error {
 	if err := syscall.Kill(-p.cmd.Process.Pid, sig); err != nil {
 		return fmt.Errorf("%v: %w", sig, err)
 	}
+	if pause {
+		return waitStopped(p.cmd.Process.Pid, 5*time.Second)
+	}
 	return nil
+}
+
+// waitStopped waits until every thread of the process is stopped. A signal is delivered
+// asynchronously: on a loaded machine a JVM thread can still answer a request after kill(2) returned,
+// and a test that pauses the broker and then expects no answer would see one. Where /proc cannot tell
+// (not Linux), it returns at once.
+func waitStopped(pid int, within time.Duration) error {
+	tasks := fmt.Sprintf("/proc/%d/task", pid)
+	if _, err := os.Stat(tasks); err != nil {
+		return nil
+	}
+	deadline := time.Now().Add(within)
+	for {
+		running := 0
+		stats, _ := filepath.Glob(filepath.Join(tasks, "*", "stat"))
+		for _, f := range stats {
+			b, err := os.ReadFile(f)
+			if i := bytes.LastIndexByte(b, ')'); err == nil && i+2 < len(b) && b[i+2] != 'T' && b[i+2] != 't' {
+				running++
+			}
+		}
+		if running == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d threads of process %d still running %v after SIGSTOP", running, pid, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // cleanup kills the broker, unless it is recording the CDS archive, which needs a clean exit
