@@ -14,8 +14,8 @@ import (
 
 // BenchmarkSinkWrite is the sink alone against a real broker: 64 concurrent writers, each write one
 // request's messages (1, or 50 as in a batched Event Streams body) to a 3-partition topic with acks=all.
-// It reports messages/s and the process's CPU time per message (user + system, every goroutine: the
-// sink's and kafka-go's work; the broker is another process).
+// It reports messages/s, the process's CPU time per message (user + system, every goroutine: the
+// sink's and kafka-go's work; the broker is another process) and messages per produce request.
 //
 //	RELAY_KAFKA_LIBS=$(scripts/kafka/fetch.sh) go test -run '^$' -bench SinkWrite -benchtime 2000x ./relay/kafka/
 func BenchmarkSinkWrite(b *testing.B) {
@@ -37,6 +37,8 @@ func BenchmarkSinkWrite(b *testing.B) {
 			}
 			mustWrite(b, s, body()...) // metadata and connections
 			var failed atomic.Int64
+			stats := kafka.NewCollector(s)
+			requests0, _ := produceRequests(b, stats)
 			b.SetParallelism(32) // 64 writers on 2 cores
 			b.ResetTimer()
 			cpu0, start := cpuTime(), time.Now()
@@ -50,9 +52,11 @@ func BenchmarkSinkWrite(b *testing.B) {
 			})
 			b.StopTimer()
 			elapsed, cpu := time.Since(start), cpuTime()-cpu0
+			requests, _ := produceRequests(b, stats)
 			msgs := float64(b.N * size)
 			b.ReportMetric(msgs/elapsed.Seconds(), "msgs/s")
 			b.ReportMetric(float64(cpu.Microseconds())/msgs, "cpu-µs/msg")
+			b.ReportMetric(msgs/(requests-requests0), "msgs/req")
 			if failed.Load() > 0 {
 				b.Errorf("%d of %d writes failed", failed.Load(), b.N)
 			}
