@@ -56,8 +56,11 @@ func TestBroker(t *testing.T) {
 	got = consumeGroup(ctx, t, srv.Addr(), topic, group+"-after-restart", 3)
 	wantValues(t, got, "v1", "v2", "v3")
 
-	// A new produce works, and the first group's committed offsets survived too: it only sees the
-	// new message.
+	// A new produce works once every partition has its leader again (a restarted broker reloads them
+	// one by one: a produce at once met "topic partition has no leader" on a loaded machine; CreateTopic
+	// of an existing topic only waits), and the first group's committed offsets survived too: it only
+	// sees the new message.
+	srv.CreateTopic(t, topic, 3)
 	produce(ctx, t, srv.Addr(), topic, kafka.Message{Key: []byte("k4"), Value: []byte("v4")})
 	got = consumeGroup(ctx, t, srv.Addr(), topic, group, 1)
 	wantValues(t, got, "v4")
