@@ -29,13 +29,7 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 || *delay < 0 || *timeout < 0 {
 		return fmt.Errorf("usage: relay drain [-admin ADDR] [-delay D] [-timeout T]")
 	}
-	base := *addr
-	if !strings.Contains(base, "://") {
-		if base == "" {
-			base = cmp.Or(os.Getenv("RELAY_ADMIN_LISTEN"), ":9090")
-		}
-		base = adminBase(base)
-	}
+	base := adminURL(cmp.Or(*addr, os.Getenv("RELAY_ADMIN_LISTEN"), ":9090"))
 	q := url.Values{"delay": {delay.String()}, "timeout": {timeout.String()}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/drain?"+q.Encode(), nil)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/relaykit/twilio-relay/relay"
 	"github.com/relaykit/twilio-relay/relay/config"
 	"github.com/relaykit/twilio-relay/relay/inspector"
 )
@@ -42,7 +41,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Usage()
 		return flag.ErrHelp
 	}
-	bases := relay.ParseList(*admins)
+	bases := adminURLs(*admins)
 	if len(bases) == 0 {
 		listen := ":9090"
 		if cfg, err := config.Load(*path); err == nil {
@@ -79,9 +78,6 @@ func trace(ctx context.Context, c *http.Client, bases []string, idOrSID string) 
 	answers := make([]answer, len(bases))
 	done := make(chan struct{}, len(bases))
 	for i, base := range bases {
-		if !strings.Contains(base, "://") {
-			base = "http://" + base
-		}
 		go func() {
 			defer func() { done <- struct{}{} }()
 			var body struct{ Events []inspector.Event }

@@ -225,7 +225,7 @@ func runTwilioTypes(args []string, stdout, stderr io.Writer) error {
 func runTwilioTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, path, only := twilioFlags("test", stderr)
 	sink := fs.String("sink", "", "test this sink (DG…) instead of the relay's sink for the endpoint")
-	adminURL := fs.String("admin", "", "the relay's admin listener; comma-separated for every replica behind the sink's URL "+
+	admins := fs.String("admin", "", "the relay's admin listener; comma-separated for every replica behind the sink's URL "+
 		"(default: admin.listen of the configuration, on 127.0.0.1 when it binds every interface)")
 	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the test event")
 	validate := fs.String("validate", "auto", "call CreateSinkValidate: auto (when the sink is not active), always, never")
@@ -239,7 +239,7 @@ func runTwilioTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if len(s.eps) != 1 {
 		return fmt.Errorf("twilio test: the configuration has %d event-streams endpoints: pick one with -endpoint", len(s.eps))
 	}
-	bases := relay.ParseList(*adminURL)
+	bases := adminURLs(*admins)
 	if len(bases) == 0 {
 		bases = []string{adminBase(s.cfg.Admin.Listen)}
 	}
@@ -279,6 +279,24 @@ func adminBase(listen string) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// adminURL is an admin listener named on the command line: a URL as given, else a host:port read as
+// adminBase reads admin.listen (":9090" is this machine's).
+func adminURL(addr string) string {
+	if strings.Contains(addr, "://") {
+		return addr
+	}
+	return adminBase(addr)
+}
+
+// adminURLs is adminURL of each of a comma-separated list.
+func adminURLs(list string) []string {
+	bases := relay.ParseList(list)
+	for i, b := range bases {
+		bases[i] = adminURL(b)
+	}
+	return bases
 }
 
 // readReplicas reads every replica's test events and refusals and merges them: the test event reaches
